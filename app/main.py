@@ -1,0 +1,81 @@
+"""The ``ctviewer`` command: the GUI, ``snapshot``, and every headless verb (handed to ctviewer.cli).
+
+    ctviewer [PATH ...]        the GUI on these files (image first, then label maps)
+    ctviewer demo              the GUI on the built-in demo study
+    ctviewer snapshot PATH -o OUT.png [--view ...]
+    ctviewer info PATH [--json]  (and the other headless verbs)
+
+Headless verbs never import Qt, so they start fast and run where no display exists.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+GUI_HELP = __doc__
+
+NO_DISPLAY = ("ctviewer: no display found (DISPLAY is not set); run it inside a desktop session or under "
+              "`xvfb-run -a ctviewer ...`, or use the headless commands `ctviewer info PATH` and "
+              "`ctviewer snapshot PATH -o OUT.png`.")
+
+
+def _headless_verbs() -> set[str]:
+    from ctviewer.cli import COMMANDS
+
+    return set(COMMANDS)
+
+
+def _has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                or os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal", "vnc")))
+
+
+def run_gui(paths: list[str], demo: bool = False) -> int:
+    if not _has_display():
+        print(NO_DISPLAY, file=sys.stderr)
+        return 2
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        print(f"ctviewer: {missing[0]}: no such file or folder", file=sys.stderr)
+        return 2
+    from PySide6.QtWidgets import QApplication
+
+    from app.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("ctviewer")
+    app.setOrganizationName("ctviewer")
+    window = MainWindow()
+    window.show()
+    if demo:
+        window.opener.open_demo()
+    elif paths:
+        window.open_paths(paths)
+    code = app.exec()
+    # pyqtgraph widgets alive at interpreter exit can crash PySide6 (ENVIRONMENT.md): delete first.
+    window.deleteLater()
+    app.processEvents()
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(GUI_HELP)
+        return 0
+    if argv and argv[0] in _headless_verbs():
+        from ctviewer.cli import main as cli_main
+
+        return cli_main(argv)
+    if argv and argv[0] == "snapshot":
+        from app.snapshot import main as snapshot_main
+
+        return snapshot_main(argv[1:])
+    if argv and argv[0] == "demo":
+        return run_gui([], demo=True)
+    return run_gui(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""The main window: assembles the viewer, the docks, the menus and the status bar.
+
+It holds no image logic: opening goes through :mod:`app.open_study` (work in workers), the
+views follow the study's state, the docks edit layers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QProgressBar,
+                               QPushButton, QWidget)
+
+from app.docks.layers_dock import LayersDock
+from app.open_study import StudyOpener
+from app.views.mpr import MprViewer
+from app.workers import WORKER_ERRORS
+from ctviewer.data.study import Study
+from ctviewer.imaging.window import PRESETS
+
+MAX_RECENT = 10
+FILE_FILTER = ("Images (*.dcm *.nii *.nii.gz *.nrrd *.nhdr *.npy *.npz *.png *.jpg *.jpeg *.tif *.tiff);;"
+               "All files (*)")
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, with_3d: bool = True, settings: QSettings | None = None):
+        super().__init__()
+        self.setWindowTitle("ctviewer")
+        self.resize(1400, 900)
+        self.settings = settings or QSettings("ctviewer", "ctviewer")
+        self.study: Study | None = None
+        self.viewer = MprViewer(with_3d=with_3d)
+        self.setCentralWidget(self.viewer)
+        self.layers_dock = LayersDock(self)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.layers_dock)
+        self.opener = StudyOpener(self)
+        self.opener.opened.connect(self.set_study)
+        self.opener.failed.connect(self.show_error)
+        self.opener.progress.connect(self._show_progress)
+        self.opener.busy.connect(self._set_busy)
+        self.opener.choose_series.connect(self._choose_series)
+        WORKER_ERRORS.error.connect(self.show_error)
+        self._build_status_bar()
+        self._build_menus()
+        self.viewer.hovered.connect(self._show_hover)
+        self.setAcceptDrops(True)
+
+    # -- building ----------------------------------------------------------------------------
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.position_label = QLabel("")
+        self.position_label.setObjectName("position")
+        self.position_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        bar.addPermanentWidget(self.position_label, 1)
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setMaximumWidth(220)
+        self.progress_bar.setRange(0, 1000)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.opener.cancel)
+        row.addWidget(self.progress_bar)
+        row.addWidget(self.cancel_button)
+        bar.addPermanentWidget(box)
+        self._progress_box = box
+        box.hide()
+
+    def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        m = self.menuBar().addMenu("&File")
+        self._action(m, "&Open file…", self.open_file_dialog, QKeySequence.StandardKey.Open)
+        self._action(m, "Open DICOM &folder…", self.open_folder_dialog, "Ctrl+Shift+O")
+        self._action(m, "Open &demo study", self.opener.open_demo)
+        self.recent_menu = m.addMenu("Open &recent")
+        self._action(m, "Add &label map…", self.open_labels_dialog, "Ctrl+L")
+        m.addSeparator()
+        self._action(m, "Save &screenshot…", self.save_screenshot_dialog, "Ctrl+Shift+S")
+        m.addSeparator()
+        self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._fill_recent()
+
+        v = self.menuBar().addMenu("&View")
+        self._action(v, "2×2 &grid", lambda: self.viewer.set_layout("grid"), "Ctrl+1")
+        self._action(v, "One big, two &small", lambda: self.viewer.set_layout("one_plus_two"), "Ctrl+2")
+        self._action(v, "&Single view", lambda: self.viewer.set_layout("single"), "Ctrl+3")
+        focus = v.addMenu("Big view shows")
+        for name in ("axial", "coronal", "sagittal", "3d"):
+            self._action(focus, name.capitalize() if name != "3d" else "3D",
+                         lambda _=False, n=name: self.viewer.set_layout(
+                             self.viewer.layout_name if self.viewer.layout_name != "grid" else "one_plus_two", n))
+        self._action(v, "&Reset views", self.viewer.reset_views, "Ctrl+R")
+        self.window_menu = self.menuBar().addMenu("&Window/level")
+        self._fill_window_menu()
+
+    def _fill_window_menu(self) -> None:
+        menu = self.window_menu
+        menu.clear()
+        for n, (name, (width, level)) in enumerate(PRESETS.items(), start=1):
+            self._action(menu, f"{name.capitalize()}  ({width:.0f}/{level:.0f})",
+                         lambda _=False, w=width, lv=level: self.viewer.display.set_window(w, lv), f"F{n}")
+        if self.study is not None and self.study.image.window is not None:
+            width, level = self.study.image.window
+            self._action(menu, f"From the file  ({width:.0f}/{level:.0f})",
+                         lambda _=False: self.viewer.display.set_window(*self.study.image.window), "F6")
+
+    # -- opening -----------------------------------------------------------------------------
+    def open_paths(self, paths: list[str | Path]) -> None:
+        self.opener.open_paths([Path(p) for p in paths])
+
+    def open_file_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open image", "", FILE_FILTER)
+        if paths:
+            self.open_paths(paths)
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
+        if folder:
+            self.open_paths([folder])
+
+    def open_labels_dialog(self) -> None:
+        if self.study is None:
+            self.show_error("Open an image first, then add its label map.")
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Add label map", "", FILE_FILTER)
+        if path:
+            self.opener.add_labels(self.study, Path(path))
+
+    def _choose_series(self, descriptions: list[str], reply) -> None:
+        choice, ok = QInputDialog.getItem(self, "Choose a series", "Series found:", descriptions, 0, False)
+        reply(descriptions.index(choice) if ok else None)
+
+    def set_study(self, study: Study) -> None:
+        self.study = study
+        self.viewer.set_study(study)
+        self.layers_dock.set_study(study)
+        self._fill_window_menu()
+        name = study.image.name or Path(study.image.source).name
+        self.setWindowTitle(f"{name} — ctviewer")
+        if study.image.source:
+            self._remember(study.image.source)
+        for warning in study.image.warnings:
+            self.show_error(warning, kind="Warning")
+
+    def _remember(self, path: str) -> None:
+        recent = [p for p in (self.settings.value("recent", []) or []) if p != path]
+        self.settings.setValue("recent", [path] + recent[: MAX_RECENT - 1])
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.settings.value("recent", []) or []:
+            self._action(self.recent_menu, path, lambda _=False, p=path: self.open_paths([p]))
+        self.recent_menu.setEnabled(bool(self.recent_menu.actions()))
+
+    # -- drag and drop -----------------------------------------------------------------------
+    def dragEnterEvent(self, ev):
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev):
+        paths = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.open_paths(paths)
+            ev.acceptProposedAction()
+
+    # -- feedback ----------------------------------------------------------------------------
+    def show_error(self, message: str, kind: str = "Error") -> None:
+        """One line in the status bar; the program goes on."""
+        self.statusBar().showMessage(f"{kind}: {message}", 20000)
+        self.last_message = f"{kind}: {message}"
+
+    def _show_progress(self, fraction: float, message: str) -> None:
+        self.progress_bar.setValue(int(fraction * 1000))
+        self.progress_bar.setFormat(f"{message} %p%" if message else "%p%")
+
+    def _set_busy(self, busy: bool) -> None:
+        self._progress_box.setVisible(busy)
+        if busy:
+            self.progress_bar.setValue(0)
+
+    def _show_hover(self, voxel) -> None:
+        if voxel is None or self.study is None:
+            self.position_label.setText("")
+            return
+        self.position_label.setText(self.describe_voxel(voxel))
+
+    def describe_voxel(self, voxel) -> str:
+        """Status-bar text: voxel index, patient position (mm, LPS), value and label."""
+        img = self.study.image
+        k, j, i = voxel
+        x, y, z = img.index_to_lps((k, j, i))
+        value = self.study.value_at(voxel)
+        unit = " HU" if img.modality == "CT" else ""
+        text = f"voxel ({i}, {j}, {k})   x {x:.1f}  y {y:.1f}  z {z:.1f} mm   value {value}{unit}"
+        for layer in self.study.layers.by_kind("labels"):
+            lab = int(layer.array[k, j, i])
+            if lab:
+                text += f"   {layer.name}: {layer.labels.table.name(lab)} ({lab})"
+        return text
+
+    def save_screenshot_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "ctviewer.png", "PNG (*.png)")
+        if path:
+            from app.snapshot import grab_window, save_png
+
+            save_png(grab_window(self), Path(path))
+            self.statusBar().showMessage(f"Saved {path}", 5000)
+
+    # -- closing -----------------------------------------------------------------------------
+    def closeEvent(self, ev):
+        self.opener.cancel()
+        from app.workers import wait_for_workers
+
+        wait_for_workers(5000)
+        self.viewer.close_views()
+        super().closeEvent(ev)

@@ -1,0 +1,238 @@
+"""One slice view (axial, coronal or sagittal) with overlays, crosshair and the field's mouse keys.
+
+Mouse and keys (radiology conventions): wheel, PageUp/PageDown, Up/Down move the slice;
+Ctrl+wheel zooms; left click/drag moves the crosshair; right drag or Ctrl+left drag changes
+window/level; middle drag pans; R or Home resets the view.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import QLabel
+
+from app.views.display import DisplayState
+from app.views.overlays import OverlayItems
+from ctviewer.data.study import Study
+from ctviewer.imaging import slicing
+
+
+class SliceViewBox(pg.ViewBox):
+    """A ViewBox that turns mouse gestures into slice, cursor and window requests."""
+
+    slice_step = Signal(int)
+    cursor_at = Signal(QPointF)
+    window_drag = Signal(float, float)
+
+    def __init__(self):
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self._zoom_mode = False
+
+    def wheelEvent(self, ev, axis=None):
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)  # zoom about the cursor
+            return
+        delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
+        if delta:
+            self.slice_step.emit(1 if delta > 0 else -1)
+        ev.accept()
+
+    def mouseClickEvent(self, ev):
+        if ev.button() == Qt.MouseButton.LeftButton:
+            self.cursor_at.emit(self.mapSceneToView(ev.scenePos()))
+            ev.accept()
+        else:
+            ev.ignore()
+
+    def mouseDragEvent(self, ev, axis=None):
+        button, mods = ev.button(), ev.modifiers()
+        ev.accept()
+        if button == Qt.MouseButton.RightButton or (
+                button == Qt.MouseButton.LeftButton and mods & Qt.KeyboardModifier.ControlModifier):
+            delta = ev.screenPos() - ev.lastScreenPos()
+            self.window_drag.emit(float(delta.x()), float(delta.y()))
+        elif button == Qt.MouseButton.MiddleButton:
+            delta = self.mapSceneToView(ev.lastScenePos()) - self.mapSceneToView(ev.scenePos())
+            self.translateBy(x=delta.x(), y=delta.y())
+        elif button == Qt.MouseButton.LeftButton:
+            self.cursor_at.emit(self.mapSceneToView(ev.scenePos()))
+
+
+class SliceView(pg.GraphicsView):
+    """Shows one plane of a study; follows the study's cursor and the shared window."""
+
+    #: (k, j, i) voxel under the mouse, or None when the mouse left the image.
+    hovered = Signal(object)
+
+    def __init__(self, orientation: str = "axial", parent=None):
+        super().__init__(parent, background="k")
+        self.orientation = orientation
+        self.plane = slicing.plane(orientation)
+        self.study: Study | None = None
+        self.display: DisplayState | None = None
+        self.slice_index = 0
+        self.box = SliceViewBox()
+        self.setCentralItem(self.box)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.box.addItem(self.image_item)
+        self.overlays = OverlayItems(self.box, orientation)
+        pen = pg.mkPen(QColor(255, 220, 0, 140), width=1, style=Qt.PenStyle.DashLine)
+        self.h_line = pg.InfiniteLine(angle=0, pen=pen, movable=False)
+        self.v_line = pg.InfiniteLine(angle=90, pen=pen, movable=False)
+        for line in (self.h_line, self.v_line):
+            line.setZValue(1000)
+            self.box.addItem(line, ignoreBounds=True)
+        self._letters = {edge: self._make_label() for edge in ("left", "right", "top", "bottom")}
+        self._info = self._make_label(align=Qt.AlignmentFlag.AlignLeft)
+        self.box.slice_step.connect(self.step_slice)
+        self.box.cursor_at.connect(self._cursor_at)
+        self.box.window_drag.connect(self._window_drag)
+        self.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setToolTip("")
+
+    # -- set-up ------------------------------------------------------------------------------
+    def _make_label(self, align=Qt.AlignmentFlag.AlignCenter) -> QLabel:
+        label = QLabel(self)
+        label.setStyleSheet("color: #ffd24a; background: transparent;")
+        font = QFont()
+        font.setBold(True)
+        label.setFont(font)
+        label.setAlignment(align)
+        label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        return label
+
+    def set_study(self, study: Study | None, display: DisplayState | None) -> None:
+        if self.study is not None:
+            self.study.cursor_changed.disconnect(self._on_cursor)
+        if self.display is not None:
+            self.display.window_changed.disconnect(self._apply_window)
+        self.study, self.display = study, display
+        self.overlays.set_study(study)
+        if study is None:
+            self.image_item.clear()
+            return
+        study.cursor_changed.connect(self._on_cursor)
+        if display is not None:
+            display.window_changed.connect(self._apply_window)
+        img = study.image
+        row_mm, col_mm = slicing.pixel_size(img.spacing, self.orientation)
+        self._pixel = (row_mm, col_mm)
+        p = self.plane
+        self._rect = QRectF(0, 0, img.shape[p.col_axis] * col_mm, img.shape[p.row_axis] * row_mm)
+        letters = slicing.edge_letters(img.direction, self.orientation)
+        for edge, label in self._letters.items():
+            label.setText(letters[edge])
+        self.slice_index = study.cursor[p.normal_axis]
+        self.refresh()
+        self.reset_view()
+        self._on_cursor(study.cursor)
+
+    # -- drawing -----------------------------------------------------------------------------
+    @property
+    def slice_count(self) -> int:
+        return slicing.slice_count(self.study.image.shape, self.orientation) if self.study else 0
+
+    def refresh(self) -> None:
+        """Redraw the image and every overlay at the current slice."""
+        if self.study is None:
+            return
+        img = self.study.image
+        plane_img = slicing.extract(img.array, self.orientation, self.slice_index)
+        if img.is_rgb:
+            top = 255 if plane_img.dtype == np.uint8 else float(plane_img.max() or 1)
+            self.image_item.setImage(plane_img, autoLevels=False, levels=(0, top))
+        else:
+            lv = self.display.levels if self.display else (float(plane_img.min()), float(plane_img.max()))
+            self.image_item.setImage(plane_img, autoLevels=False, levels=lv)
+        self.image_item.setRect(self._rect)
+        self.overlays.refresh(self.slice_index, self._rect)
+        self._update_info()
+
+    def _apply_window(self, width: float, level: float) -> None:
+        if self.study is not None and not self.study.image.is_rgb:
+            self.image_item.setLevels(self.display.levels)
+            self._update_info()
+
+    def _update_info(self) -> None:
+        text = f"{self.orientation.capitalize()}  {self.slice_index + 1}/{self.slice_count}"
+        if self.display is not None and self.study is not None and not self.study.image.is_rgb:
+            w, lv = self.display.window
+            text += f"   W {w:.0f} L {lv:.0f}"
+        self._info.setText(text)
+        self._info.adjustSize()
+
+    def reset_view(self) -> None:
+        if self.study is not None:
+            self.box.setRange(self._rect, padding=0.02)
+
+    def resizeEvent(self, ev):
+        super().resizeEvent(ev)
+        if not hasattr(self, "_letters"):  # pyqtgraph resizes once inside its own __init__
+            return
+        w, h = self.width(), self.height()
+        for edge, label in self._letters.items():
+            label.adjustSize()
+            lw, lh = label.width(), label.height()
+            pos = {"left": (4, (h - lh) // 2), "right": (w - lw - 4, (h - lh) // 2),
+                   "top": ((w - lw) // 2, 2), "bottom": ((w - lw) // 2, h - lh - 2)}[edge]
+            label.move(*pos)
+        self._info.move(6, h - self._info.height() - 2)
+
+    # -- cursor and slices -------------------------------------------------------------------
+    def _on_cursor(self, cursor) -> None:
+        p = self.plane
+        k = cursor[p.normal_axis]
+        if k != self.slice_index:
+            self.slice_index = k
+            self.refresh()
+        row, col, _ = slicing.to_screen(self.orientation, self.study.image.shape, cursor)
+        self.h_line.setPos(row * self._pixel[0])
+        self.v_line.setPos(col * self._pixel[1])
+
+    def set_slice(self, index: int) -> None:
+        if self.study is None:
+            return
+        index = int(np.clip(index, 0, self.slice_count - 1))
+        cursor = list(self.study.cursor)
+        cursor[self.plane.normal_axis] = index
+        self.study.cursor = tuple(cursor)
+
+    def step_slice(self, steps: int) -> None:
+        self.set_slice(self.slice_index + steps)
+
+    def _voxel_at(self, pos: QPointF):
+        row, col = pos.y() / self._pixel[0], pos.x() / self._pixel[1]
+        shape = self.study.image.shape
+        p = self.plane
+        if not (0 <= row < shape[p.row_axis] and 0 <= col < shape[p.col_axis]):
+            return None
+        return slicing.to_voxel(self.orientation, shape, self.slice_index, row, col)
+
+    def _cursor_at(self, pos: QPointF) -> None:
+        if self.study is not None:
+            voxel = self._voxel_at(pos)
+            if voxel is not None:
+                self.study.cursor = voxel
+
+    def _window_drag(self, dx: float, dy: float) -> None:
+        if self.display is not None:
+            self.display.drag(dx, dy)
+
+    def _mouse_moved(self, scene_pos) -> None:
+        if self.study is not None:
+            self.hovered.emit(self._voxel_at(self.box.mapSceneToView(scene_pos)))
+
+    def keyPressEvent(self, ev):
+        key = ev.key()
+        big = 10 if ev.modifiers() & Qt.KeyboardModifier.ShiftModifier else 1
+        steps = {Qt.Key.Key_Up: big, Qt.Key.Key_Down: -big, Qt.Key.Key_Right: big, Qt.Key.Key_Left: -big,
+                 Qt.Key.Key_PageUp: 10, Qt.Key.Key_PageDown: -10}
+        if key in steps:
+            self.step_slice(steps[key])
+        elif key in (Qt.Key.Key_R, Qt.Key.Key_Home):
+            self.reset_view()
+        else:
+            super().keyPressEvent(ev)

@@ -1,0 +1,141 @@
+"""The headless verbs of the ``ctviewer`` command (no Qt is imported here).
+
+Exit codes: 0 success, 2 bad input (one line on stderr naming the file and the reason),
+1 internal error (one line; the traceback only with ``CTVIEWER_DEBUG=1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from ctviewer.errors import InputError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage mistakes as bad input (exit 2) in one line."""
+
+    def error(self, message: str):
+        raise InputError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ctviewer", description="CT and thin-section viewer: headless commands")
+    sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    info = sub.add_parser("info", help="what is in a file or folder: kind, shape, geometry, series, warnings")
+    info.add_argument("path", type=Path)
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.add_argument("--series", type=int, default=None,
+                      help="describe only this series (index as listed); default: all, loading the first")
+    return parser
+
+
+def describe(path: Path, series: int | None = None) -> dict:
+    """Everything ``ctviewer info`` reports about ``path``, as plain data."""
+    from ctviewer.imaging.orientation import obliquity_deg, orientation_code, to_canonical
+    from ctviewer.io.registry import examine
+
+    items = examine(path)
+    if series is not None and not 0 <= series < len(items):
+        raise InputError(f"series {series} does not exist; {len(items)} found", path)
+    chosen = items[series or 0]
+    volume = chosen.load()
+    stored_orientation = orientation_code(volume.direction)
+    shown = to_canonical(volume)
+    lo, hi = volume.value_range()
+    return {
+        "path": str(path),
+        "format": chosen.format,
+        "kind": "photo" if volume.is_photo else "volume",
+        "description": chosen.description,
+        "shape_zyx": list(volume.shape),
+        "channels": int(volume.array.shape[3]) if volume.array.ndim == 4 else 1,
+        "dtype": str(volume.array.dtype),
+        "spacing_zyx_mm": [round(s, 6) for s in volume.spacing],
+        "origin_lps_mm": [round(o, 4) for o in volume.origin],
+        "direction": [[round(v, 6) for v in row] for row in volume.direction.tolist()],
+        "orientation": stored_orientation,
+        "display_orientation": orientation_code(shown.direction),
+        "obliquity_deg": round(obliquity_deg(volume.direction), 3),
+        "modality": volume.modality,
+        "value_range": [lo, hi],
+        "window": list(volume.window) if volume.window else None,
+        "slice_thickness_mm": volume.slice_thickness,
+        "series": [{"index": n, "description": it.description, "format": it.format,
+                    "slices": it.n_slices, "uid": it.meta.get("series_uid")} for n, it in enumerate(items)],
+        "warnings": list(dict.fromkeys(chosen.warnings + volume.warnings)),
+        "meta": {k: v for k, v in volume.meta.items() if isinstance(v, (str, int, float, bool))},
+    }
+
+
+def _print_info(info: dict) -> None:
+    z, y, x = info["shape_zyx"]
+    sz, sy, sx = info["spacing_zyx_mm"]
+    lines = [
+        f"{info['path']}",
+        f"  kind        {info['kind']} ({info['format']}) {info['modality']}".rstrip(),
+        f"  size        {x} x {y} x {z} voxels (x, y, z)" + (f", {info['channels']} channels" if info["channels"] > 1 else ""),
+        f"  dtype       {info['dtype']}",
+        f"  spacing     {sx:g} x {sy:g} x {sz:g} mm",
+        f"  origin      ({', '.join(f'{o:g}' for o in info['origin_lps_mm'])}) mm LPS",
+        f"  orientation {info['orientation']} (axes z, y, x point to), obliquity {info['obliquity_deg']:g} deg",
+        f"  values      {info['value_range'][0]:g} .. {info['value_range'][1]:g}",
+    ]
+    if info["window"]:
+        lines.append(f"  window      {info['window'][0]:g} / {info['window'][1]:g} (width / level)")
+    if len(info["series"]) > 1:
+        lines.append(f"  series      {len(info['series'])} found:")
+        lines += [f"    [{s['index']}] {s['description']}" for s in info["series"]]
+    for warning in info["warnings"]:
+        lines.append(f"  warning     {warning}")
+    print("\n".join(lines))
+
+
+def cmd_info(args) -> int:
+    info = describe(args.path, args.series)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        _print_info(info)
+    return EXIT_OK
+
+
+COMMANDS = {"info": cmd_info}
+
+
+def run_guarded(fn) -> int:
+    """Run a command, turning errors into one line on stderr and the contract's exit codes."""
+    try:
+        return fn()
+    except InputError as exc:
+        print(f"ctviewer: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("ctviewer: interrupted", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as exc:  # an internal error: one line, the traceback on request
+        if os.environ.get("CTVIEWER_DEBUG"):
+            traceback.print_exc()
+        print(f"ctviewer: internal error: {type(exc).__name__}: {exc} (set CTVIEWER_DEBUG=1 for details)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    def run() -> int:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.verb](args)
+
+    return run_guarded(run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Opening a study headless: the same steps the GUI runs in its workers, for CLI and tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ctviewer.data.layers import LabelLayer
+from ctviewer.data.study import Study
+from ctviewer.errors import InputError
+from ctviewer.imaging.orientation import to_canonical
+from ctviewer.io.registry import Loadable, examine
+from ctviewer.progress import CancelToken, Progress
+
+
+def open_loadable(item: Loadable, progress: Progress | None = None, cancel: CancelToken | None = None) -> Study:
+    """Load one loadable (a series, a file) as a study in display orientation."""
+    volume = item.load(progress=progress, cancel=cancel)
+    for warning in item.warnings:
+        if warning not in volume.warnings:
+            volume.warnings.append(warning)
+    return Study(to_canonical(volume))
+
+
+def open_study(path: str | Path, label_paths=(), series: int = 0, progress: Progress | None = None,
+               cancel: CancelToken | None = None) -> Study:
+    """Open ``path`` (its ``series``-th loadable, largest first) with label maps as layers."""
+    items = examine(path)
+    if not 0 <= series < len(items):
+        raise InputError(f"series {series} does not exist; {len(items)} found", path)
+    study = open_loadable(items[series], progress=progress, cancel=cancel)
+    for label_path in label_paths:
+        study.layers.append(load_labels_for(study, Path(label_path)))
+    return study
+
+
+def load_labels_for(study: Study, path: str | Path) -> LabelLayer:
+    """A label map file as a layer of ``study``; refused (not resampled) when grids differ."""
+    from ctviewer.io.label_files import read_label_map
+
+    path = Path(path)
+    labels = read_label_map(path)
+    vol = labels.volume
+    if not study.image.is_photo:
+        vol = to_canonical(vol)
+    if vol.shape != study.image.shape:
+        raise InputError(f"label map is {vol.shape[::-1]} voxels (x, y, z) but the image is "
+                         f"{study.image.shape[::-1]}; refusing to resample silently", path)
+    if not study.image.is_photo and not study.image.same_grid(vol):
+        raise InputError("label map has the image's size but another position or spacing "
+                         f"(label spacing {tuple(round(s, 3) for s in vol.spacing[::-1])} mm, "
+                         f"image {tuple(round(s, 3) for s in study.image.spacing[::-1])} mm)", path)
+    labels.volume = vol
+    return LabelLayer(labels, name=path.name.split(".")[0] or "labels")
+
+
+def open_demo(progress: Progress | None = None, cancel: CancelToken | None = None) -> Study:
+    """The built-in demo study (synthetic torso CT and its labels), generated on first use."""
+    from ctviewer.synth.demo import demo_paths
+
+    if progress:
+        progress(0.0, "Preparing the demo study")
+    image_path, labels_path = demo_paths()
+    return open_study(image_path, [labels_path], progress=progress, cancel=cancel)

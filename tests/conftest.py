@@ -1,0 +1,32 @@
+"""Shared fixtures: where the real data lives, and where the pydicom test corpora are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real CT and thin-section data beside the checkout (absent in a user's clone)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (only in the team's checkout)")
+    return SHARED_DATA
+
+
+def pydicom_corpus() -> list[Path]:
+    """Every DICOM file shipped by pydicom and the pydicom-data package (no download)."""
+    import pydicom
+
+    files = sorted((Path(pydicom.__file__).parent / "data" / "test_files").rglob("*"))
+    try:
+        import data_store  # the pydicom-data package
+
+        files += sorted((Path(data_store.__file__).parent / "data").rglob("*"))
+    except ImportError:
+        pass
+    return [f for f in files if f.is_file() and f.suffix.lower() not in (".py", ".pyc", ".txt", ".md", ".json", ".gz", ".bz2", ".zip")]

@@ -1,0 +1,80 @@
+"""GUI fixtures: real widgets under Xvfb (or Qt's offscreen platform), cleaned up after each test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QCoreApplication, QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent, QWheelEvent
+from PySide6.QtWidgets import QApplication
+
+from ctviewer.data import HeatmapLayer, LabelLayer, LabelMap, SliceLine, SliceLinesLayer, Study, Volume
+
+
+@pytest.fixture(autouse=True)
+def _flush_deleted_widgets():
+    """Widgets queued for deletion must go before Xvfb stops (ENVIRONMENT.md: XIO errors)."""
+    yield
+    app = QApplication.instance()
+    if app is not None:
+        for w in app.topLevelWidgets():
+            w.close()
+            w.deleteLater()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        app.processEvents()
+
+
+@pytest.fixture
+def stamp_study() -> Study:
+    """An asymmetric CT-like study: markers at patient left, anterior and superior; labels and lines."""
+    arr = np.full((40, 60, 80), -1000, np.int16)
+    arr[:, 10:50, 10:70] = 40                 # body
+    arr[:, 20:30, 60:70] = 1000               # bright bar at the patient's LEFT, anterior half
+    arr[30:40, 40:50, 10:20] = 600            # block at SUPERIOR, posterior, patient right
+    vol = Volume(arr, spacing=(2.5, 1.0, 1.0), modality="CT", name="stamp")
+    study = Study(vol)
+    labels = np.zeros(arr.shape, np.uint8)
+    labels[10:20, 30:45, 30:50] = 5
+    study.layers.append(LabelLayer(LabelMap(vol.with_array(labels)), name="liver mask"))
+    heat = vol.with_array(np.zeros(arr.shape, np.float32))
+    heat.array[:, 10:50, 10:40] = 1.0
+    study.layers.append(HeatmapLayer(heat, name="heatmap", value_range=(0, 1), opacity=0.4))
+    study.layers.append(SliceLinesLayer([SliceLine(12, "L3", (255, 0, 0))]))
+    return study
+
+
+def send_wheel(widget, steps: int = 1, modifiers=Qt.KeyboardModifier.NoModifier, pos: QPoint | None = None):
+    """A real wheel event (one notch per step) at ``pos`` of the widget's viewport."""
+    target = widget.viewport()
+    p = QPointF(pos if pos is not None else target.rect().center())
+    ev = QWheelEvent(p, QPointF(target.mapToGlobal(p.toPoint())), QPoint(0, 0), QPoint(0, 120 * steps),
+                     Qt.MouseButton.NoButton, modifiers, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(target, ev)
+
+
+def send_drag(widget, start: QPoint, end: QPoint, button=Qt.MouseButton.LeftButton,
+              modifiers=Qt.KeyboardModifier.NoModifier, steps: int = 6):
+    """Press, move in steps and release: a real drag on the widget's viewport."""
+    target = widget.viewport()
+
+    def send(kind, pos, btn, btns):
+        p = QPointF(pos)
+        ev = QMouseEvent(kind, p, QPointF(target.mapToGlobal(pos)), btn, btns, modifiers)
+        QApplication.sendEvent(target, ev)
+
+    send(QEvent.Type.MouseButtonPress, start, button, button)
+    for n in range(1, steps + 1):
+        pos = start + (end - start) * (n / steps)
+        send(QEvent.Type.MouseMove, QPoint(int(pos.x()), int(pos.y())), Qt.MouseButton.NoButton, button)
+        QApplication.processEvents()
+    send(QEvent.Type.MouseButtonRelease, end, button, Qt.MouseButton.NoButton)
+    QApplication.processEvents()
+
+
+def send_click(widget, pos: QPoint, button=Qt.MouseButton.LeftButton):
+    target = widget.viewport()
+    for kind, btns in ((QEvent.Type.MouseButtonPress, button), (QEvent.Type.MouseButtonRelease, Qt.MouseButton.NoButton)):
+        ev = QMouseEvent(kind, QPointF(pos), QPointF(target.mapToGlobal(pos)), button, btns,
+                         Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(target, ev)
+    QApplication.processEvents()
