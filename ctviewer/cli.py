@@ -82,7 +82,8 @@ def _print_info(info: dict) -> None:
         f"  kind        {info['kind']} ({info['format']}) {info['modality']}".rstrip(),
         f"  size        {x} x {y} x {z} voxels (x, y, z)" + (f", {info['channels']} channels" if info["channels"] > 1 else ""),
         f"  dtype       {info['dtype']}",
-        f"  spacing     {sx:g} x {sy:g} x {sz:g} mm",
+        (f"  spacing     {sx:g} x {sy:g} pixels (no physical size)" if info["meta"].get("pixel_units")
+         else f"  spacing     {sx:g} x {sy:g} x {sz:g} mm"),
         f"  origin      ({', '.join(f'{o:g}' for o in info['origin_lps_mm'])}) mm LPS",
         f"  orientation {info['orientation']} (axes z, y, x point to), obliquity {info['obliquity_deg']:g} deg",
         f"  values      {info['value_range'][0]:g} .. {info['value_range'][1]:g}",

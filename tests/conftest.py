@@ -30,3 +30,23 @@ def pydicom_corpus() -> list[Path]:
     except ImportError:
         pass
     return [f for f in files if f.is_file() and f.suffix.lower() not in (".py", ".pyc", ".txt", ".md", ".json", ".gz", ".bz2", ".zip")]
+
+
+def _block_gui_imports() -> None:
+    """With CTVIEWER_BLOCK_QT=1 the GUI stack cannot be imported: the core must not need it."""
+    import importlib.abc
+    import sys
+
+    blocked = ("PySide6", "pyqtgraph", "superqt", "vtkmodules.qt", "app", "shiboken6")
+
+    class _Blocker(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if any(name == b or name.startswith(b + ".") for b in blocked):
+                raise ImportError(f"{name} is blocked: the core tier must run without Qt")
+            return None
+
+    sys.meta_path.insert(0, _Blocker())
+
+
+if __import__("os").environ.get("CTVIEWER_BLOCK_QT"):
+    _block_gui_imports()

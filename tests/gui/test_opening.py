@@ -1,0 +1,146 @@
+"""Opening files the ways a user does: command line paths, File menu flow, drag and drop,
+recent files; bad files give one line in the status bar and the window keeps working."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from app.main_window import MainWindow
+from app.workers import run_worker
+from ctviewer.errors import Cancelled
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(with_3d=False, settings=settings)
+    win.opener.auto_choose = True
+    qtbot.addWidget(win)
+    win.show()
+    return win
+
+
+@pytest.fixture
+def ct_pair(tmp_path):
+    arr = np.zeros((30, 40, 20), np.int16) - 1000   # nibabel (i, j, k) order
+    arr[5:25, 5:35, 5:15] = 40
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    img_path, lab_path = tmp_path / "ct.nii.gz", tmp_path / "ct_labels.nii.gz"
+    nib.save(nib.Nifti1Image(arr, affine), img_path)
+    lab = np.zeros(arr.shape, np.uint8)
+    lab[10:20, 10:30, 8:12] = 5
+    nib.save(nib.Nifti1Image(lab, affine), lab_path)
+    return img_path, lab_path
+
+
+def test_open_image_with_label_map(window, qtbot, ct_pair):
+    with qtbot.waitSignal(window.opener.opened, timeout=20000):
+        window.open_paths(list(ct_pair))
+    study = window.study
+    assert study.image.shape == (20, 40, 30)
+    (layer,) = study.layers.by_kind("labels")
+    assert layer.array.shape == study.image.shape
+    assert int(layer.array.max()) == 5
+    assert "ct" in window.windowTitle()
+    assert window.settings.value("recent")[0].endswith("ct.nii.gz")
+    assert window.recent_menu.actions()[0].text().endswith("ct.nii.gz")
+
+
+def test_mismatched_label_map_is_refused_and_app_goes_on(window, qtbot, ct_pair, tmp_path):
+    wrong = tmp_path / "wrong.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((5, 5, 5), np.uint8), np.eye(4)), wrong)
+    with qtbot.waitSignal(window.opener.opened, timeout=20000):
+        window.open_paths([ct_pair[0]])
+    with qtbot.waitSignal(window.opener.failed, timeout=20000) as blocker:
+        window.opener.add_labels(window.study, wrong)
+    message = blocker.args[0]
+    assert "wrong.nii.gz" in message and "refusing to resample" in message
+    assert "\n" not in message
+    assert "wrong.nii.gz" in window.statusBar().currentMessage()
+    assert window.study.layers.by_kind("labels") == []   # nothing half-added
+
+
+def test_bad_file_gives_one_line_and_window_survives(window, qtbot, tmp_path, ct_pair):
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"\x1f\x8bnot really gzip")
+    with qtbot.waitSignal(window.opener.failed, timeout=20000) as blocker:
+        window.open_paths([bad])
+    assert "broken.nii.gz" in blocker.args[0]
+    with qtbot.waitSignal(window.opener.opened, timeout=20000):
+        window.open_paths([ct_pair[0]])
+    assert window.study is not None
+
+
+def test_drop_opens_files(window, qtbot, ct_pair):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(ct_pair[0]))])
+    ev = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                    Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.opener.opened, timeout=20000):
+        window.dropEvent(ev)
+    assert window.study.image.shape == (20, 40, 30)
+
+
+def test_user_chooses_among_series(window, qtbot, tmp_path):
+    """A 4-D NIfTI offers its volumes; the user's choice is loaded."""
+    arr = np.stack([np.full((4, 5, 6), t, np.int16) for t in range(3)], axis=-1)
+    path = tmp_path / "four_d.nii.gz"
+    nib.save(nib.Nifti1Image(arr, np.eye(4)), path)
+    window.opener.auto_choose = False
+    asked = []
+
+    def answer(descriptions, reply):
+        asked.append(descriptions)
+        reply(2)
+
+    window.opener.choose_series.disconnect()
+    window.opener.choose_series.connect(answer)
+    with qtbot.waitSignal(window.opener.opened, timeout=20000):
+        window.open_paths([path])
+    assert len(asked[0]) == 3
+    assert int(window.study.image.array.max()) == 2
+
+
+def test_worker_reports_progress_result_and_cancel(qtbot):
+    seen = []
+
+    def work(n, progress=None, cancel=None):
+        for i in range(n):
+            progress(i / n, "step")
+        return n * 2
+
+    worker = run_worker(work, 5, on_progress=lambda f, m: seen.append(f))
+    with qtbot.waitSignal(worker.result, timeout=5000) as blocker:
+        pass
+    assert blocker.args == [10]
+    qtbot.waitUntil(lambda: len(seen) == 5)
+
+    def slow(progress=None, cancel=None):
+        import time
+        for _ in range(200):
+            time.sleep(0.01)
+            cancel.raise_if_cancelled()
+        return "finished anyway"
+
+    worker = run_worker(slow)
+    results = []
+    worker.result.connect(results.append)
+    with qtbot.waitSignal(worker.cancelled, timeout=5000):
+        worker.cancel()
+    assert results == []
+    assert Cancelled is not None
+
+
+def test_worker_errors_reach_the_user(window, qtbot):
+    def broken(progress=None, cancel=None):
+        raise RuntimeError("disk on fire")
+
+    with qtbot.waitSignal(run_worker(broken).finished, timeout=5000):
+        pass
+    qtbot.waitUntil(lambda: "disk on fire" in window.statusBar().currentMessage())
