@@ -1,0 +1,303 @@
+"""Photos (PNG, JPEG, TIFF, BMP) as one-slice studies, read with Pillow (and tifffile).
+
+Colour images become RGB ``[1, y, x, 3]`` (uint8, or uint16 for 16-bit colour); grey images
+become ``[1, y, x]`` in their own dtype, so a 16-bit micrograph or a label PNG stays a grey image
+with its values. Pixels are the unit (spacing 1, ``meta['pixel_units']``). Pillow truncates
+16-bit colour to 8 bits, so those PNGs are decoded here and those TIFFs read with tifffile,
+which also reads multi-page stacks as volumes.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from ctviewer.data.volume import Volume
+from ctviewer.errors import InputError
+from ctviewer.io.label_files import format_suffix
+from ctviewer.io.registry import Loadable
+
+_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"II*\x00", "tiff"),
+          (b"MM\x00*", "tiff"), (b"II+\x00", "tiff"), (b"MM\x00+", "tiff"), (b"BM", "bmp"))
+_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type -> samples per pixel (no palette at 16 bit)
+
+
+def sniff(path: Path) -> str | None:
+    """The image format by its first bytes ('png', 'jpeg', 'tiff', 'bmp'), or None."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    return next((fmt for magic, fmt in _MAGIC if head.startswith(magic)), None)
+
+
+class PhotoReader:
+    name = "photo"
+
+    def examine(self, path: Path) -> list[Loadable]:
+        path = Path(path)
+        if path.is_dir():
+            return []
+        claimed = format_suffix(path) in _SUFFIXES
+        if path.stat().st_size == 0:
+            if claimed:
+                raise InputError("cannot read image: file is empty", path)
+            return []
+        fmt = sniff(path)
+        if fmt is None:
+            if claimed:
+                raise InputError(f"cannot read image: not a {format_suffix(path)[1:].upper()} file "
+                                 "(its first bytes are not an image signature)", path)
+            return []
+        try:
+            size = _size(path)
+        except InputError:
+            if claimed:
+                raise
+            return []  # a signature by chance ("BM..." text) in a file not named as an image
+        pages = _tiff_pages(path) if fmt == "tiff" else 1
+        what = f"{pages} pages of {size[0]}×{size[1]}" if pages > 1 else f"{size[0]}×{size[1]} {fmt.upper()}"
+        return [Loadable(path, f"{path.name} — {what}", "photo", 0.9 if claimed else 0.6,
+                         lambda progress=None, cancel=None: load_photo(path), n_slices=pages)]
+
+
+# -- reading -----------------------------------------------------------------------------------
+def _pillow_errors() -> tuple[type[BaseException], ...]:
+    from PIL import Image, UnidentifiedImageError
+
+    return (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error,
+            Image.DecompressionBombError, zlib.error)
+
+
+def _size(path: Path) -> tuple[int, int]:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except _pillow_errors() as exc:
+        if sniff(path) == "tiff":  # tifffile may still read what Pillow cannot
+            return _tiff_size(path)
+        raise InputError(f"cannot read image: {_why(exc)}", path) from exc
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def load_photo(path: Path) -> Volume:
+    path = Path(path)
+    fmt = sniff(path)
+    warnings: list[str] = []
+    if fmt == "tiff" and _needs_tifffile(path):
+        array = _read_tiff(path, warnings)  # already [pages, y, x(, 3)]
+    elif fmt == "png" and _png_layout(path)[0] == 16 and _png_layout(path)[1] in (2, 4, 6):
+        array = _drop_alpha(_read_png16(path), warnings, 65535)[None]
+    else:
+        array = _read_pillow(path, warnings)[None]
+    stack = array.shape[0] > 1
+    if stack:
+        warnings.append("spacing unknown: pages of a TIFF stack taken as 1 pixel apart")
+    return Volume(np.ascontiguousarray(array), modality="" if stack else "XC", name=path.name,
+                  source=str(path), warnings=warnings, meta={"format": "photo", "pixel_units": True})
+
+
+def _drop_alpha(array: np.ndarray, warnings: list[str], opaque: int) -> np.ndarray:
+    """Colour without alpha (grey + alpha -> grey); tell the user when transparency was lost."""
+    if array.ndim == 3 and array.shape[-1] in (2, 4):
+        if not np.all(array[..., -1] == opaque):
+            warnings.append("the image's transparency (alpha) was dropped")
+        array = array[..., :-1]
+        if array.shape[-1] == 1:
+            array = array[..., 0]
+    return array
+
+
+def _read_pillow(path: Path, warnings: list[str]) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()  # decodes now, so a truncated file fails here and not later
+            return _pillow_array(im, warnings)
+    except _pillow_errors() as exc:
+        raise InputError(f"cannot read image: {_why(exc)}", path) from exc
+
+
+def _pillow_array(im, warnings: list[str]) -> np.ndarray:
+    mode = im.mode
+    if mode == "P" and "transparency" in im.info or mode == "PA":
+        im, mode = im.convert("RGBA"), "RGBA"
+    if mode in ("RGBA", "RGBa", "LA", "La"):
+        return _drop_alpha(np.asarray(im), warnings, 255)
+    if mode == "1":
+        return np.asarray(im.convert("L"))
+    if mode in ("L", "F", "RGB") or mode.startswith("I;16"):
+        array = np.asarray(im)
+        return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
+    if mode == "I":  # older Pillow gives 16-bit PNG/TIFF as 32-bit "I"; keep it 16-bit when it fits
+        array = np.asarray(im)
+        return array.astype(np.uint16) if array.size and array.min() >= 0 and array.max() <= 65535 else array
+    return np.asarray(im.convert("RGB"))  # palette, CMYK, YCbCr, LAB, HSV
+
+
+# -- 16-bit colour PNG (Pillow would cut it to 8 bits) ------------------------------------------
+def _png_layout(path: Path) -> tuple[int, int, int]:
+    """(bit depth, colour type, interlace) from the IHDR chunk."""
+    with open(path, "rb") as fh:
+        head = fh.read(33)
+    if len(head) < 29 or head[12:16] != b"IHDR":
+        return (0, 0, 0)
+    return head[24], head[25], head[28]
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    depth, colour, interlace = _png_layout(path)
+    if interlace:
+        raise InputError("cannot read image: interlaced 16-bit colour PNG is not supported", path)
+    data = path.read_bytes()
+    width, height = struct.unpack(">II", data[16:24])
+    idat, pos = bytearray(), 8
+    try:
+        while pos + 8 <= len(data):
+            length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+            if kind == b"IDAT":
+                idat += data[pos + 8:pos + 8 + length]
+            elif kind == b"IEND":
+                break
+            pos += 12 + length
+        raw = zlib.decompress(bytes(idat))
+    except (zlib.error, struct.error) as exc:
+        raise InputError(f"cannot read image: corrupt PNG data ({exc})", path) from exc
+    channels = _PNG_CHANNELS[colour]
+    stride = width * channels * 2
+    if len(raw) < height * (stride + 1):
+        raise InputError("cannot read image: PNG data is truncated", path)
+    rows = _unfilter(np.frombuffer(raw, np.uint8)[: height * (stride + 1)].reshape(height, stride + 1),
+                     bpp=channels * 2)
+    return rows.view(">u2").reshape(height, width, channels).astype(np.uint16)
+
+
+def _unfilter(rows: np.ndarray, bpp: int) -> np.ndarray:
+    """Undo PNG's per-row filters (none, sub, up, average, Paeth) on bytes."""
+    out = np.zeros((rows.shape[0], rows.shape[1] - 1), dtype=np.uint8)
+    prior = np.zeros(out.shape[1], dtype=np.int32)
+    for y, row in enumerate(rows):
+        kind, line = int(row[0]), row[1:].astype(np.int32)
+        if kind == 2:
+            line = (line + prior) & 0xFF
+        elif kind in (1, 3, 4):
+            line = _unfilter_sequential(kind, line, prior, bpp)
+        out[y] = line
+        prior = line.astype(np.int32)
+    return out
+
+
+def _unfilter_sequential(kind: int, line: np.ndarray, prior: np.ndarray, bpp: int) -> np.ndarray:
+    """Sub, average and Paeth depend on the pixel to the left, so go one pixel (bpp bytes) at a time."""
+    line = line.copy()
+    for x in range(0, line.size, bpp):
+        left = line[x - bpp:x] if x else np.zeros(bpp, np.int32)
+        up = prior[x:x + bpp]
+        if kind == 1:
+            pred = left
+        elif kind == 3:
+            pred = (left + up) // 2
+        else:
+            upleft = prior[x - bpp:x] if x else np.zeros(bpp, np.int32)
+            p = left + up - upleft
+            pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - upleft)
+            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
+        line[x:x + bpp] = (line[x:x + bpp] + pred) & 0xFF
+    return line
+
+
+# -- TIFF --------------------------------------------------------------------------------------
+def _tiff_pages(path: Path) -> int:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return len(tif.series[0].pages) if tif.series else 1
+    except (tifffile.TiffFileError, OSError, ValueError, struct.error, IndexError):
+        return 1  # Pillow gets its chance to read it or to say why not
+
+
+def _tiff_size(path: Path) -> tuple[int, int]:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            return int(page.imagewidth), int(page.imagelength)
+    except (tifffile.TiffFileError, OSError, ValueError, struct.error, IndexError) as exc:
+        raise InputError(f"cannot read image: {_why(exc)}", path) from exc
+
+
+def _needs_tifffile(path: Path) -> bool:
+    """Pillow reads ordinary TIFFs; stacks and 16-bit colour need tifffile."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            many = bool(tif.series) and len(tif.series[0].pages) > 1
+            return many or (page.bitspersample > 8 and page.samplesperpixel > 1)
+    except (tifffile.TiffFileError, OSError, ValueError, struct.error, IndexError):
+        return False
+
+
+def _read_tiff(path: Path, warnings: list[str]) -> np.ndarray:
+    """[pages, y, x] or [pages, y, x, 3] from the first series of a TIFF."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            array, axes = series.asarray(), series.axes
+            page = tif.pages[0]
+            photometric, colormap = page.photometric, page.colormap
+    except (tifffile.TiffFileError, OSError, ValueError, struct.error, IndexError, KeyError,
+            RuntimeError) as exc:
+        raise InputError(f"cannot read image: {_why(exc)}", path) from exc
+    if "S" in axes:
+        array = np.moveaxis(array, axes.index("S"), -1)
+        axes = axes.replace("S", "") + "S"
+    spatial = axes.index("Y")
+    array = array.reshape((-1,) + array.shape[spatial:])  # every leading axis (pages, ...) -> one
+    if photometric == tifffile.PHOTOMETRIC.PALETTE and colormap is not None:
+        array = (np.asarray(colormap)[:, array] >> 8).astype(np.uint8)
+        array = np.moveaxis(array, 0, -1)
+    elif photometric == tifffile.PHOTOMETRIC.SEPARATED and array.shape[-1] >= 4:  # CMYK
+        cmyk = array[..., :4].astype(np.float32) / np.iinfo(array.dtype).max
+        array = (255 * (1 - cmyk[..., :3]) * (1 - cmyk[..., 3:4]) + 0.5).astype(np.uint8)
+    elif array.ndim == 4:
+        top = np.iinfo(array.dtype).max if np.issubdtype(array.dtype, np.integer) else 1.0
+        array = _drop_alpha(array, warnings, top)
+    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
+
+
+# -- writing -----------------------------------------------------------------------------------
+def write_png(volume: Volume, path: Path) -> None:
+    """A one-slice photo (RGB uint8) or an index/grey image (uint8, uint16) as PNG."""
+    from PIL import Image
+
+    array = volume.array
+    if volume.shape[0] != 1:
+        raise InputError(f"PNG holds one slice; this volume has {volume.shape[0]} (save it as NIfTI or NRRD)",
+                         path)
+    image = array[0]
+    if image.dtype == np.bool_:
+        image = image.astype(np.uint8)
+    if volume.is_rgb and image.dtype == np.uint8:
+        Image.fromarray(np.ascontiguousarray(image[..., :3]), "RGB").save(path, format="PNG")
+    elif image.ndim == 2 and image.dtype == np.uint8:
+        Image.fromarray(np.ascontiguousarray(image), "L").save(path, format="PNG")
+    elif image.ndim == 2 and image.dtype == np.uint16:
+        Image.fromarray(np.ascontiguousarray(image)).save(path, format="PNG")
+    else:
+        raise InputError(f"PNG holds 8-bit colour or 8/16-bit grey images, not {image.dtype} "
+                         f"{'colour' if volume.is_rgb else 'grey'} (save it as NIfTI, NRRD or .npy)", path)

@@ -1,0 +1,70 @@
+"""Save a volume or a label map; the format follows the file name's suffix.
+
+===============================  ==========================================================
+suffix                           what is written
+===============================  ==========================================================
+``.nii``, ``.nii.gz``            NIfTI-1, sform and qform set (code 1, scanner), RAS on disk
+``.nrrd``                        gzip NRRD, space left-posterior-superior
+``.seg.nrrd``                    3D Slicer segmentation (``Segment{N}_*`` fields)
+``.npy``                         the array, plus ``NAME.json`` (spacing, origin, direction,
+                                 modality) beside it
+``.png``                         one-slice photo (RGB uint8) or grey / index image (uint8,
+                                 uint16)
+===============================  ==========================================================
+
+Label names and colours: a ``.nrrd`` / ``.seg.nrrd`` holds them in its header (any ``.nrrd``
+written with a ``label_table`` becomes a segmentation). Every other format gets one ITK-SNAP
+label description file beside it, ``NAME.label.txt`` (``liver.nii.gz`` -> ``liver.label.txt``),
+which ITK-SNAP opens and :func:`read_label_map` reads back.
+
+Every file is written to a temporary name and renamed over the target when complete
+(:func:`ctviewer.io.atomic.atomic_path`), so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ctviewer.data.labels import LabelMap, LabelTable
+from ctviewer.data.volume import Volume
+from ctviewer.errors import InputError
+from ctviewer.io.atomic import atomic_path, atomic_write_text
+from ctviewer.io.label_files import base_name, format_suffix, read_label_map, table_sidecar
+
+SUPPORTED_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".seg.nrrd", ".npy", ".png")
+
+__all__ = ["SUPPORTED_SUFFIXES", "read_label_map", "write_label_map", "write_volume"]
+
+
+def write_volume(volume: Volume, path: str | Path, label_table: LabelTable | None = None) -> Path:
+    """Write ``volume`` to ``path`` in the format its suffix names; returns the path written.
+
+    With ``label_table`` the volume is a label map: NRRD keeps the table inside, the other formats
+    get ``NAME.label.txt`` beside the file.
+    """
+    from ctviewer.io import nifti, nrrd_io, numpy_io, photo
+
+    path = Path(path)
+    suffix = format_suffix(path)
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise InputError(f"cannot save as '{suffix or path.name}': use one of "
+                         f"{', '.join(SUPPORTED_SUFFIXES)}", path)
+    if label_table is not None:  # a label map is no CT: its ids must not be windowed or called HU
+        volume = volume.with_array(volume.array, modality="", window=None)
+    with atomic_path(path) as tmp:
+        if suffix in (".nii", ".nii.gz"):
+            nifti.write_nifti(volume, tmp)
+        elif suffix in (".nrrd", ".seg.nrrd"):
+            nrrd_io.write_nrrd(volume, tmp, label_table)
+        elif suffix == ".npy":
+            numpy_io.write_npy(volume, tmp, path.with_name(f"{base_name(path)}.json"))
+        else:
+            photo.write_png(volume, tmp)
+    if label_table is not None and suffix not in (".nrrd", ".seg.nrrd"):
+        atomic_write_text(table_sidecar(path), label_table.to_itksnap())
+    return path
+
+
+def write_label_map(labels: LabelMap, path: str | Path) -> Path:
+    """Write a label map and its table (see the module docstring for where the table goes)."""
+    return write_volume(labels.volume, path, label_table=labels.table)
