@@ -1,0 +1,171 @@
+"""DICOM: a file or a folder of files becomes one loadable per image series.
+
+``examine`` reads headers only (up to the pixel data) and keeps them, so ``load`` does not parse
+them again. The pieces: :mod:`dicom_headers` (reading a header once), :mod:`dicom_geometry`
+(order, spacing, gaps, tilt), :mod:`dicom_pixels` (voxels into one preallocated array) and
+:mod:`dicom_series` (frames and the Volume). pydicom is imported only when a file looks like
+DICOM, so examining a photo costs nothing here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ctviewer.data.volume import Volume
+from ctviewer.errors import InputError
+from ctviewer.io.registry import Loadable
+from ctviewer.progress import CancelToken, Progress
+
+#: How sure a file that carries the 'DICM' preamble (or a folder of them) is DICOM.
+CONFIDENCE = 0.9
+#: A file without the preamble that still parsed as DICOM.
+CONFIDENCE_NO_PREAMBLE = 0.6
+
+
+@dataclass
+class _Series:
+    """Headers of one series, gathered while walking a folder."""
+
+    key: str
+    headers: list = field(default_factory=list)
+
+
+class DicomReader:
+    name = "dicom"
+
+    def examine(self, path: Path) -> list[Loadable]:
+        path = Path(path)
+        if path.is_dir():
+            return self._examine_folder(path)
+        if not path.is_file() or not _might_be_dicom(path):
+            return []
+        from ctviewer.io.dicom_headers import read_header
+
+        header = read_header(path)
+        if header is None:
+            return []
+        if header.is_dicomdir:
+            raise InputError("this is a DICOMDIR (the index of a DICOM disc); open the folder "
+                             "that holds the images instead", path)
+        _check_image(header)
+        return [_loadable(path, [header], name=path.name)]
+
+    def _examine_folder(self, folder: Path) -> list[Loadable]:
+        candidates = [path for path in _files_under(folder) if _might_be_dicom(path)]
+        if not candidates:
+            return []
+        from ctviewer.io.dicom_headers import read_header, sop_class_name, value
+
+        series: dict[str, _Series] = {}
+        no_image: list = []
+        broken: list[InputError] = []
+        for path in candidates:
+            try:
+                header = read_header(path)
+            except InputError as exc:
+                broken.append(exc)
+                continue
+            if header is None or header.is_dicomdir:
+                continue
+            if not header.has_image:
+                no_image.append(header)
+                continue
+            # a multi-frame file is a series of its own
+            key = str(value(header.dataset, "SeriesInstanceUID", "") or "") if header.frame_count == 1 else ""
+            key = key or f"file:{path}"
+            series.setdefault(key, _Series(key)).headers.append(header)
+        found = []
+        for group in series.values():
+            try:
+                found.append(_loadable(folder, group.headers, name=folder.name))
+            except InputError as exc:
+                broken.append(exc)
+        if found:
+            return sorted(found, key=lambda item: -(item.n_slices or 0))
+        if broken:
+            raise broken[0]
+        if no_image:
+            kinds = sorted({sop_class_name(h.sop_class) for h in no_image})
+            raise InputError(f"the folder's {len(no_image)} DICOM file(s) hold no image "
+                             f"({', '.join(kinds)})", folder)
+        return []
+
+
+def _might_be_dicom(path: Path) -> bool:
+    """Cheap refusal of files that are surely another reader's, before importing pydicom."""
+    try:
+        with open(path, "rb") as fp:
+            head = fp.read(132)
+    except OSError:
+        return False
+    return head[128:132] == b"DICM" or head[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x08")
+
+
+def _files_under(folder: Path):
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and name.upper() != "DICOMDIR":
+                yield Path(root) / name
+
+
+def _check_image(header) -> None:
+    """InputError where a DICOM file cannot give an image: say what it is instead."""
+    from ctviewer.io.dicom_headers import sop_class_name
+
+    if not header.has_image:
+        raise InputError(f"DICOM {sop_class_name(header.sop_class)} has no image", header.path)
+    if header.truncated:
+        have = max(0, header.pixels.file_size - header.pixels.offset)
+        raise InputError(f"pixel data is truncated ({have} of {header.pixels.length} bytes)", header.path)
+
+
+def _loadable(path: Path, headers: list, name: str) -> Loadable:
+    """One Loadable for the headers of one series, loading from the frames noted now."""
+    from ctviewer.io.dicom_series import consistent_frames, frames_of, load_series
+
+    frames = [frame for header in headers for frame in frames_of(header)]
+    frames, warnings = consistent_frames(frames, path)
+    meta = _meta(frames, headers)
+    title = meta["series_description"] or name
+    n = len(frames)
+    description = f"{meta['modality']} {title}".strip() + f" — {n} {'slice' if n == 1 else 'slices'}"
+
+    def load(progress: Progress | None = None, cancel: CancelToken | None = None) -> Volume:
+        for header in {id(f.header): f.header for f in frames}.values():
+            _check_image(header)
+        return load_series(frames, title, path, warnings, dict(meta), progress, cancel)
+
+    confident = not any(h.forced for h in headers)
+    return Loadable(path=path, description=description, format="dicom",
+                    confidence=CONFIDENCE if confident else CONFIDENCE_NO_PREAMBLE, load=load,
+                    n_slices=n, warnings=list(warnings), meta=meta)
+
+
+def _meta(frames, headers) -> dict:
+    """Facts worth showing in ``ctviewer info`` (and the series UID the registry selects by)."""
+    from ctviewer.io.dicom_headers import sop_class_name
+
+    header = frames[0].header
+    ds = header.dataset
+
+    def text(keyword: str) -> str:
+        return str(ds.get(keyword, "") or "").strip()
+
+    return {
+        "series_uid": text("SeriesInstanceUID"), "study_uid": text("StudyInstanceUID"),
+        "modality": text("Modality"), "series_description": text("SeriesDescription"),
+        "patient_id": text("PatientID"), "study_date": text("StudyDate"),
+        "series_number": text("SeriesNumber"), "body_part": text("BodyPartExamined"),
+        "manufacturer": text("Manufacturer"), "sop_class": sop_class_name(header.sop_class),
+        "transfer_syntax": _transfer_syntax_name(header.transfer_syntax),
+        "photometric": text("PhotometricInterpretation"), "n_files": len(headers),
+    }
+
+
+def _transfer_syntax_name(uid: str) -> str:
+    from pydicom.uid import UID
+
+    return UID(uid).name if uid else ""
