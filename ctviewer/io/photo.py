@@ -27,9 +27,15 @@ _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type -> samples per pixel (no
 
 
 def sniff(path: Path) -> str | None:
-    """The image format by its first bytes ('png', 'jpeg', 'tiff', 'bmp'), or None."""
+    """The image format by its first bytes ('png', 'jpeg', 'tiff', 'bmp'), or None.
+
+    A DICOM file's 128-byte preamble may hold a TIFF header (dual-personality files): the
+    'DICM' marker after it wins, so the DICOM reader gets those files.
+    """
     with open(path, "rb") as fh:
-        head = fh.read(8)
+        head = fh.read(132)
+    if head[128:132] == b"DICM":
+        return None
     return next((fmt for magic, fmt in _MAGIC if head.startswith(magic)), None)
 
 
