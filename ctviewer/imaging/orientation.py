@@ -80,8 +80,11 @@ def to_canonical(volume: Volume) -> Volume:
             instance_numbers = None  # slices are no longer the stored slices
         elif flips[0]:
             instance_numbers = list(reversed(instance_numbers))
-    # a view of the original data, made contiguous so slicing along axis 0 stays cheap
-    out = volume.with_array(np.ascontiguousarray(arr), spacing=spacing,
+    # Flips alone stay a view (no copy of a big scan: axial slices of it are still cheap);
+    # a permutation is copied once so that slicing along the new axis 0 reads contiguous memory.
+    if perm != (0, 1, 2):
+        arr = np.ascontiguousarray(arr)
+    out = volume.with_array(arr, spacing=spacing,
                             origin=tuple(origin), direction=direction,
                             instance_numbers=instance_numbers)
     out.meta["stored_orientation"] = orientation_code(volume.direction)

@@ -185,13 +185,25 @@ def _loadables(img, path: Path) -> list[Loadable]:
             for t in range(n)]
 
 
+def _read_voxels(img, path: Path) -> np.ndarray:
+    """The stored voxels. ``.nii.gz`` is inflated by ISA-L (isal), 2-3x faster than zlib: on a
+    512x512x300 scan that is most of the time a user waits."""
+    if not path.name.lower().endswith(".gz"):
+        return np.asanyarray(img.dataobj.get_unscaled())
+    from isal import igzip
+
+    with igzip.open(path, "rb") as stream:
+        fast = type(img).from_stream(stream)
+        return np.asanyarray(fast.dataobj.get_unscaled())
+
+
 def _load(path: Path, t: int | None, kind: str) -> Volume:
     img = _open(path)
     shape3, _ = _plan(img, path)
     try:
-        raw = np.asanyarray(img.dataobj.get_unscaled())
+        raw = _read_voxels(img, path)
         slope, inter = float(img.dataobj.slope), float(img.dataobj.inter)
-    except _load_errors() as exc:
+    except (*_load_errors(), OSError, EOFError) as exc:
         raise InputError(f"cannot read NIfTI voxels (truncated or corrupt file?): {_why(exc)}", path) from exc
     if t is not None:
         raw = raw.reshape(raw.shape[:3] + (-1,))[..., t]
