@@ -1,9 +1,9 @@
-"""Photos (PNG, JPEG, TIFF, BMP) as one-slice studies, read with Pillow (and tifffile).
+"""Photos (PNG, JPEG, TIFF, BMP) as one-slice studies, read with Pillow (and tifffile, pypng).
 
 Colour images become RGB ``[1, y, x, 3]`` (uint8, or uint16 for 16-bit colour); grey images
 become ``[1, y, x]`` in their own dtype, so a 16-bit micrograph or a label PNG stays a grey image
 with its values. Pixels are the unit (spacing 1, ``meta['pixel_units']``). Pillow truncates
-16-bit colour to 8 bits, so those PNGs are decoded here and those TIFFs read with tifffile,
+16-bit colour to 8 bits, so those PNGs are read with pypng and those TIFFs with tifffile,
 which also reads multi-page stacks as volumes.
 """
 
@@ -23,7 +23,6 @@ from ctviewer.io.registry import Loadable
 _SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"), (b"II*\x00", "tiff"),
           (b"MM\x00*", "tiff"), (b"II+\x00", "tiff"), (b"MM\x00+", "tiff"), (b"BM", "bmp"))
-_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type -> samples per pixel (no palette at 16 bit)
 
 
 def sniff(path: Path) -> str | None:
@@ -100,7 +99,7 @@ def load_photo(path: Path) -> Volume:
     warnings: list[str] = []
     if fmt == "tiff" and _needs_tifffile(path):
         array = _read_tiff(path, warnings)  # already [pages, y, x(, 3)]
-    elif fmt == "png" and _png_layout(path)[0] == 16 and _png_layout(path)[1] in (2, 4, 6):
+    elif fmt == "png" and _is_png16_colour(path):
         array = _drop_alpha(_read_png16(path), warnings, 65535)[None]
     else:
         array = _read_pillow(path, warnings)[None]
@@ -150,75 +149,46 @@ def _pillow_array(im, warnings: list[str]) -> np.ndarray:
     return np.asarray(im.convert("RGB"))  # palette, CMYK, YCbCr, LAB, HSV
 
 
-# -- 16-bit colour PNG (Pillow would cut it to 8 bits) ------------------------------------------
-def _png_layout(path: Path) -> tuple[int, int, int]:
-    """(bit depth, colour type, interlace) from the IHDR chunk."""
-    with open(path, "rb") as fh:
-        head = fh.read(33)
-    if len(head) < 29 or head[12:16] != b"IHDR":
-        return (0, 0, 0)
-    return head[24], head[25], head[28]
+# -- 16-bit colour PNG (Pillow would cut it to 8 bits), read with pypng ------------------------
+def _png_errors() -> tuple[type[BaseException], ...]:
+    import png
+
+    # pypng's own errors, plus what a damaged stream raises from below it (zlib, short or
+    # missing data in an interlace pass)
+    return (png.Error, zlib.error, EOFError, struct.error, ValueError, IndexError, OSError)
+
+
+def _is_png16_colour(path: Path) -> bool:
+    """A 16-bit PNG with colour or with alpha: the ones Pillow would cut to 8 bits.
+
+    A header pypng cannot read is left to Pillow, which reads it or says why not.
+    """
+    import png
+
+    try:
+        with open(path, "rb") as fh:
+            reader = png.Reader(file=fh)
+            reader.preamble()
+            return reader.bitdepth == 16 and (not reader.greyscale or reader.alpha)
+    except _png_errors():
+        return False
 
 
 def _read_png16(path: Path) -> np.ndarray:
-    depth, colour, interlace = _png_layout(path)
-    if interlace:
-        raise InputError("cannot read image: interlaced 16-bit colour PNG is not supported", path)
-    data = path.read_bytes()
-    width, height = struct.unpack(">II", data[16:24])
-    idat, pos = bytearray(), 8
+    """[y, x, samples] uint16 with the stored values (no sBIT rescaling, no tRNS applied)."""
+    import png
+
     try:
-        while pos + 8 <= len(data):
-            length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-            if kind == b"IDAT":
-                idat += data[pos + 8:pos + 8 + length]
-            elif kind == b"IEND":
-                break
-            pos += 12 + length
-        raw = zlib.decompress(bytes(idat))
-    except (zlib.error, struct.error) as exc:
-        raise InputError(f"cannot read image: corrupt PNG data ({exc})", path) from exc
-    channels = _PNG_CHANNELS[colour]
-    stride = width * channels * 2
-    if len(raw) < height * (stride + 1):
+        with open(path, "rb") as fh:
+            width, height, rows, info = png.Reader(file=fh).read()
+            # each row is an array('H') of native-order values; join them without a Python loop per pixel
+            values = np.frombuffer(b"".join(rows), dtype=np.uint16)
+    except _png_errors() as exc:
+        raise InputError(f"cannot read image: corrupt PNG data ({_why(exc)})", path) from exc
+    planes = info["planes"]
+    if values.size != width * height * planes:
         raise InputError("cannot read image: PNG data is truncated", path)
-    rows = _unfilter(np.frombuffer(raw, np.uint8)[: height * (stride + 1)].reshape(height, stride + 1),
-                     bpp=channels * 2)
-    return rows.view(">u2").reshape(height, width, channels).astype(np.uint16)
-
-
-def _unfilter(rows: np.ndarray, bpp: int) -> np.ndarray:
-    """Undo PNG's per-row filters (none, sub, up, average, Paeth) on bytes."""
-    out = np.zeros((rows.shape[0], rows.shape[1] - 1), dtype=np.uint8)
-    prior = np.zeros(out.shape[1], dtype=np.int32)
-    for y, row in enumerate(rows):
-        kind, line = int(row[0]), row[1:].astype(np.int32)
-        if kind == 2:
-            line = (line + prior) & 0xFF
-        elif kind in (1, 3, 4):
-            line = _unfilter_sequential(kind, line, prior, bpp)
-        out[y] = line
-        prior = line.astype(np.int32)
-    return out
-
-
-def _unfilter_sequential(kind: int, line: np.ndarray, prior: np.ndarray, bpp: int) -> np.ndarray:
-    """Sub, average and Paeth depend on the pixel to the left, so go one pixel (bpp bytes) at a time."""
-    line = line.copy()
-    for x in range(0, line.size, bpp):
-        left = line[x - bpp:x] if x else np.zeros(bpp, np.int32)
-        up = prior[x:x + bpp]
-        if kind == 1:
-            pred = left
-        elif kind == 3:
-            pred = (left + up) // 2
-        else:
-            upleft = prior[x - bpp:x] if x else np.zeros(bpp, np.int32)
-            p = left + up - upleft
-            pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - upleft)
-            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
-        line[x:x + bpp] = (line[x:x + bpp] + pred) & 0xFF
-    return line
+    return values.reshape(height, width, planes)
 
 
 # -- TIFF --------------------------------------------------------------------------------------

@@ -166,6 +166,57 @@ def test_16_bit_rgb_png_keeps_16_bits(tmp_path):
     assert np.array_equal(volume.array[0], image)
 
 
+def _png16_by_pypng(path: Path, image: np.ndarray, interlace: bool = False) -> None:
+    import png
+
+    h, w, c = image.shape
+    writer = png.Writer(w, h, bitdepth=16, greyscale=c in (1, 2), alpha=c in (2, 4), interlace=interlace)
+    with open(path, "wb") as fh:
+        writer.write(fh, image.reshape(h, w * c))
+
+
+def test_interlaced_16_bit_rgb_png_keeps_16_bits(tmp_path):
+    image = np.random.default_rng(5).integers(0, 65536, (13, 10, 3)).astype(np.uint16)
+    _png16_by_pypng(tmp_path / "adam7.png", image, interlace=True)
+    volume = load_one(tmp_path / "adam7.png", PhotoReader())
+    assert volume.array.dtype == np.uint16 and volume.array.shape == (1, 13, 10, 3)
+    assert np.array_equal(volume.array[0], image)
+
+
+@pytest.mark.parametrize("colour", [True, False])
+def test_16_bit_png_with_alpha_drops_it_and_warns_only_when_transparent(tmp_path, colour):
+    rng = np.random.default_rng(6)
+    samples = rng.integers(0, 65536, (7, 8, 3 if colour else 1)).astype(np.uint16)
+    image = np.dstack([samples, np.full((7, 8), 65535, np.uint16)])
+    _png16_by_pypng(tmp_path / "opaque.png", image)
+    image[2, 3, -1] = 100
+    _png16_by_pypng(tmp_path / "clear.png", image)
+    opaque = load_one(tmp_path / "opaque.png", PhotoReader())
+    expected = samples if colour else samples[..., 0]
+    assert opaque.array.dtype == np.uint16 and np.array_equal(opaque.array[0], expected)
+    assert not opaque.warnings
+    assert any("alpha" in w for w in load_one(tmp_path / "clear.png", PhotoReader()).warnings)
+
+
+@pytest.mark.parametrize("cut", ["idat", "rows"])
+def test_corrupt_16_bit_rgb_png_names_the_file(tmp_path, cut):
+    image = np.random.default_rng(7).integers(0, 65536, (11, 9, 3)).astype(np.uint16)
+    _png16(tmp_path / "full.png", image)
+    data = (tmp_path / "full.png").read_bytes()
+    idat = data.index(b"IDAT")
+    length = struct.unpack(">I", data[idat - 4:idat])[0]
+    body = data[idat + 4:idat + 4 + length]
+    if cut == "idat":  # the compressed stream is garbage
+        body = bytes(b ^ 0x5A for b in body)
+    else:  # a valid stream that holds only some of the rows
+        body = zlib.compress(zlib.decompress(body)[: 4 * (9 * 6 + 1)])
+    chunk = struct.pack(">I", len(body)) + b"IDAT" + body + struct.pack(">I", zlib.crc32(b"IDAT" + body))
+    (tmp_path / "bad16.png").write_bytes(data[:idat - 4] + chunk + data[idat + 8 + length:])
+    with pytest.raises(InputError, match="cannot read image: ") as err:
+        read_volume(tmp_path / "bad16.png")
+    assert "bad16.png" in str(err.value)
+
+
 def test_palette_and_cmyk_become_rgb(tmp_path):
     Image.fromarray(_rgb()).convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "palette.png")
     Image.fromarray(_rgb()).convert("CMYK").save(tmp_path / "cmyk.jpg")
