@@ -1,0 +1,308 @@
+"""The 3D panel: a VTK render window in Qt with a small toolbar.
+
+Volume rendering is set up on the GUI thread (it only wraps the array, no copy). Isosurfaces and
+label surfaces are extracted by ``app.workers`` on a pool thread and handed back as
+``vtkPolyData``; only the GUI thread touches the render window. ``scene_ready(mode)`` is emitted
+each time the scene for the current mode is on screen, so tests and callers can wait for it.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
+from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
+
+from app.views import scene3d
+from app.views.scene3d import PRESETS, Scene3D
+from app.workers import run_worker
+from ctviewer.data.labels import LabelMap
+from ctviewer.data.volume import Volume
+from ctviewer.errors import InputError
+
+#: mode key -> what the user reads in the mode box
+MODE_TITLES = {"volume": "Volume rendering", "isosurface": "Isosurface", "labels": "Label surfaces"}
+ISO_DEBOUNCE_MS = 400  # the spin box may tick many times while the user holds an arrow key
+
+
+def _build(mode: str, key, source, *, progress, cancel, **params):
+    """Worker body: the surfaces of one mode, tagged with the key they were asked for."""
+    if mode == "isosurface":
+        return mode, key, scene3d.isosurface(source, params["value"], progress=progress, cancel=cancel)
+    return mode, key, scene3d.label_surfaces(source, progress=progress, cancel=cancel)
+
+
+class _Toolbar(QWidget):
+    """Mode, preset, iso value, reset, save, and a line of status text."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.mode = QComboBox()
+        for key, title in MODE_TITLES.items():
+            self.mode.addItem(title, key)
+        self.preset = QComboBox()
+        self.preset.addItems(list(PRESETS))
+        self.preset.setToolTip("Volume rendering preset (CT presets are in HU; other data is scaled to its range)")
+        self.iso = QDoubleSpinBox()
+        self.iso.setDecimals(1)
+        self.iso.setRange(-1e6, 1e6)
+        self.iso.setSingleStep(50.0)
+        self.iso.setToolTip("Isosurface value (HU for CT)")
+        self.reset = QPushButton("Reset view")
+        self.save = QPushButton("Save screenshot…")
+        self.status = QLabel()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        for w in (self.mode, self.preset, QLabel("Iso:"), self.iso, self.reset, self.save):
+            layout.addWidget(w)
+        layout.addWidget(self.status, 1)
+
+
+class View3D(QWidget):
+    """Rotate a volume: volume rendering with presets, an isosurface, label surfaces."""
+
+    scene_ready = Signal(str)  # the mode whose content is now drawn
+    message = Signal(str)  # progress and errors, also shown in the toolbar
+
+    def __init__(self, parent=None, orientation_marker: bool = True):
+        super().__init__(parent)
+        self.scene = Scene3D()
+        self.toolbar = _Toolbar(self)
+        self._vtk = QVTKRenderWindowInteractor(self)
+        self._vtk.GetRenderWindow().AddRenderer(self.scene.renderer)
+        # orbit = left drag, pan = middle drag, zoom = wheel or right drag
+        self._vtk.SetInteractorStyle(vtkInteractorStyleTrackballCamera())
+        self._vtk.Initialize()
+        self._marker = self.scene.orientation_marker(self._vtk) if orientation_marker else None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.toolbar)
+        layout.addWidget(self._vtk, 1)
+
+        self._volume: Volume | None = None
+        self._labels: LabelMap | None = None
+        self._mode, self._preset, self._iso_value = "volume", "CT bone", 300.0
+        self._cache: dict = {}  # (mode, key) -> polydata / dict of polydata
+        self._worker = None
+        self._camera_pending = True  # reset the camera once the next content is shown
+        self._closed = False
+        self._iso_timer = QTimer(self, singleShot=True, interval=ISO_DEBOUNCE_MS)
+        self._iso_timer.timeout.connect(lambda: self.set_iso_value(self.toolbar.iso.value()))
+        self._connect_toolbar()
+        self._sync_toolbar()
+
+    def _connect_toolbar(self) -> None:
+        tb = self.toolbar
+        tb.mode.currentIndexChanged.connect(lambda _i: self.set_mode(tb.mode.currentData()))
+        tb.preset.currentTextChanged.connect(self.set_preset)
+        tb.iso.valueChanged.connect(lambda _v: self._iso_timer.start())
+        tb.reset.clicked.connect(self.reset_view)
+        tb.save.clicked.connect(self._ask_save_screenshot)
+
+    def _sync_toolbar(self) -> None:
+        """Show the current state without re-triggering the slots."""
+        tb = self.toolbar
+        for w in (tb.mode, tb.preset, tb.iso):
+            w.blockSignals(True)
+        tb.mode.setCurrentIndex(tb.mode.findData(self._mode))
+        tb.preset.setCurrentText(self._preset)
+        tb.iso.setValue(self._iso_value)
+        for w in (tb.mode, tb.preset, tb.iso):
+            w.blockSignals(False)
+        tb.preset.setEnabled(self._mode == "volume")
+        tb.iso.setEnabled(self._mode == "isosurface")
+
+    # -- public API -------------------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    def set_volume(self, volume: Volume | None) -> None:
+        self._volume = volume
+        self._cache = {k: v for k, v in self._cache.items() if k[0] == "labels"}
+        if volume is not None:
+            lo, hi = volume.value_range()
+            self.toolbar.iso.blockSignals(True)  # a clamped value must not start a rebuild
+            self.toolbar.iso.setRange(lo, hi)
+            self.toolbar.iso.blockSignals(False)
+            self._iso_value = scene3d.default_iso_value(volume)
+            self._preset = scene3d.default_preset(volume)
+        self._camera_pending = True
+        self._sync_toolbar()
+        self._refresh()
+
+    def set_labels(self, labels: LabelMap | None) -> None:
+        """Show these labels' surfaces (call again after the label voxels were edited)."""
+        if self._labels is not None:
+            self._labels.table.changed.disconnect(self._on_table_changed)
+        self._labels = labels
+        if labels is not None:
+            labels.table.changed.connect(self._on_table_changed)
+        self._cache = {k: v for k, v in self._cache.items() if k[0] != "labels"}
+        if self._mode == "labels":
+            self._refresh()
+
+    def set_mode(self, mode: str) -> None:
+        """'volume', 'isosurface' or 'labels' (the mode box's titles are accepted too)."""
+        mode = {title: key for key, title in MODE_TITLES.items()}.get(mode, mode)
+        if mode not in MODE_TITLES:
+            raise ValueError(f"unknown 3D mode {mode!r}")
+        self._mode = mode
+        self._sync_toolbar()
+        self._refresh()
+
+    def set_preset(self, preset: str) -> None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}")
+        self._preset = preset
+        self._sync_toolbar()
+        if self._mode == "volume":
+            self._refresh()
+
+    def set_iso_value(self, value: float) -> None:
+        self._iso_timer.stop()
+        self._iso_value = float(value)
+        self._sync_toolbar()
+        if self._mode == "isosurface":
+            self._refresh()
+
+    def reset_view(self) -> None:
+        self.scene.reset_camera()
+        self._render()
+
+    def vtk_widget(self) -> QWidget:
+        """The render area (for painting its real pixels into a grab of the whole window)."""
+        return self._vtk
+
+    def screenshot(self):
+        """The 3D area's pixels as drawn by VTK, (H, W, 3) uint8 (device pixels)."""
+        window = self._vtk.GetRenderWindow()
+        window.Render()
+        return scene3d.read_pixels(window)
+
+    def save_screenshot(self, path) -> None:
+        """Write the 3D area as PNG; the file appears complete or not at all."""
+        from PIL import Image
+
+        from ctviewer.io.atomic import atomic_path
+
+        pixels = self.screenshot()
+        with atomic_path(path) as tmp:
+            Image.fromarray(pixels).save(tmp, format="PNG")
+
+    # -- building the scene -----------------------------------------------------------------------
+    def _refresh(self) -> None:
+        """Show the current mode: at once where possible, else after a worker builds surfaces."""
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker = None
+        self.scene.clear()
+        if self._volume is None:
+            return self._shown("")
+        try:
+            if self._mode == "volume":
+                self.scene.set_volume_rendering(self._volume, self._preset)
+                return self._shown()
+            if self._mode == "labels" and self._labels is None:
+                return self._shown("no label map to show")
+            key = self._iso_value if self._mode == "isosurface" else id(self._labels)
+            if (self._mode, key) in self._cache:
+                return self._show_surfaces(self._mode, self._cache[(self._mode, key)])
+        except InputError as exc:
+            return self._shown(str(exc))
+        source = self._volume if self._mode == "isosurface" else self._labels
+        self._set_status(f"building {MODE_TITLES[self._mode].lower()}…")
+        self._worker = run_worker(_build, self._mode, key, source, value=self._iso_value,
+                                  on_result=self._on_built, on_error=self._on_error,
+                                  on_progress=self._on_progress)
+
+    def _on_built(self, payload) -> None:
+        mode, key, result = payload
+        self._cache[(mode, key)] = result
+        current = self._iso_value if self._mode == "isosurface" else id(self._labels)
+        if not self._closed and mode == self._mode and key == current:  # else a stale result
+            self._worker = None
+            self._show_surfaces(mode, result)
+
+    def _show_surfaces(self, mode: str, result) -> None:
+        if mode == "isosurface":
+            self.scene.set_surface(result)
+            note = "" if result.GetNumberOfCells() else f"nothing crosses {self._iso_value:g}"
+        else:
+            self.scene.set_label_surfaces(result, self._labels.table)
+            note = "" if result else "the label map is empty"
+        self._shown(note)
+
+    def _shown(self, note: str = "") -> None:
+        if self._camera_pending and (self.scene.volume_prop or self.scene.surface_actor or self.scene.label_actors):
+            self.scene.reset_camera()
+            self._camera_pending = False
+        self._set_status(note)
+        self._render()
+        self.scene_ready.emit(self._mode)
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self._set_status(f"{message} {100 * fraction:.0f} %")
+
+    def _on_error(self, exc: Exception) -> None:
+        self._worker = None
+        self._set_status(f"3D: {exc}")
+
+    def _on_table_changed(self) -> None:
+        self.scene.update_label_colours(self._labels.table if self._labels else None)
+        self._render()
+
+    def _set_status(self, text: str) -> None:
+        self.toolbar.status.setText(text)
+        if text:
+            self.message.emit(text)
+
+    def _render(self) -> None:
+        if not self._closed and self.isVisible():
+            self._vtk.GetRenderWindow().Render()
+
+    def _ask_save_screenshot(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "screenshot.png", "PNG images (*.png)")
+        if not path:
+            return
+        if not path.lower().endswith(".png"):
+            path += ".png"
+        try:
+            self.save_screenshot(path)
+            self._set_status(f"saved {path}")
+        except (InputError, OSError) as exc:
+            self._set_status(f"could not save the screenshot: {exc}")
+
+    # -- shutdown ---------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop everything that could render later and close the VTK widget (idempotent).
+
+        Called by ``closeEvent``; a window that holds this panel as a child (whose close event
+        Qt does not deliver to children) calls it from its own ``closeEvent``.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._iso_timer.stop()
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker = None
+        if self._labels is not None:
+            self._labels.table.changed.disconnect(self._on_table_changed)
+        if self._marker is not None:
+            self._marker.SetEnabled(0)
+            self._marker = None
+        self._vtk.close()  # its own closeEvent finalizes the render window, in Qt's order
+
+    def closeEvent(self, event) -> None:
+        self.shutdown()
+        super().closeEvent(event)
