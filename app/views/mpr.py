@@ -48,16 +48,29 @@ class MprViewer(QWidget):
 
     # -- study -------------------------------------------------------------------------------
     def set_study(self, study: Study | None) -> None:
+        if self.study is not None:
+            self.study.layers.events.inserted.disconnect(self._update_3d_labels)
+            self.study.layers.events.removed.disconnect(self._update_3d_labels)
         self.study = study
         if study is not None:
             self.display.set_window(*default_window(study.image))
+            study.layers.events.inserted.connect(self._update_3d_labels)
+            study.layers.events.removed.connect(self._update_3d_labels)
         for view in self.views.values():
             view.set_study(study, self.display)
         if self.view3d is not None:
             self.view3d.set_volume(None if study is None or study.image.is_photo else study.image)
+            self._update_3d_labels()
         if study is not None and study.image.is_photo:
             self.focus = "axial"
             self.set_layout("single")
+
+    def _update_3d_labels(self, *_) -> None:
+        """The 3D panel shows the surfaces of the topmost label layer."""
+        if self.view3d is None:
+            return
+        layers = self.study.layers.by_kind("labels") if self.study is not None else []
+        self.view3d.set_labels(layers[-1].labels if layers else None)
 
     # -- layouts -----------------------------------------------------------------------------
     def _panels(self) -> dict[str, QWidget]:
@@ -115,4 +128,4 @@ class MprViewer(QWidget):
         for view in self.views.values():
             view.set_study(None, None)
         if self.view3d is not None:
-            self.view3d.set_volume(None)
+            self.view3d.shutdown()  # stops its timers and workers; Qt sends children no close event

@@ -18,6 +18,10 @@ from app.views.overlays import OverlayItems
 from ctviewer.data.study import Study
 from ctviewer.imaging import slicing
 
+# Our arrays are [row, column]; pyqtgraph's default is column-major (STYLE.md). Told once, here,
+# because every pyqtgraph image in the app is drawn by a module that imports this one.
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+
 
 class SliceViewBox(pg.ViewBox):
     """A ViewBox that turns mouse gestures into slice, cursor and window requests."""

@@ -144,3 +144,26 @@ def test_worker_errors_reach_the_user(window, qtbot):
     with qtbot.waitSignal(run_worker(broken).finished, timeout=5000):
         pass
     qtbot.waitUntil(lambda: "disk on fire" in window.statusBar().currentMessage())
+
+
+def test_photo_opens_in_true_colour_single_view(window, qtbot, shared_data):
+    from PIL import Image
+
+    path = shared_data / "thin_sections" / "images" / "1.png"
+    with qtbot.waitSignal(window.opener.opened, timeout=20000):
+        window.open_paths([path])
+    photo = np.asarray(Image.open(path).convert("RGB"))
+    assert window.study.image.is_photo and window.study.image.shape == (1,) + photo.shape[:2]
+    assert window.viewer.layout_name == "single"
+    axial = window.viewer.views["axial"]
+    assert axial.isVisible() and not window.viewer.views["coronal"].isVisible()
+    axial.reset_view()
+    qtbot.wait(20)
+    # probe the screen: the photo's mean colour and the shown pixels' mean colour agree
+    from app.snapshot import qimage_to_array
+
+    shot = qimage_to_array(axial.grab().toImage()).astype(float)
+    inside = shot[shot.sum(axis=2) > 30]
+    assert np.allclose(inside.mean(axis=0), photo.reshape(-1, 3).mean(axis=0), atol=12)
+    text = window.describe_voxel((0, 10, 20))
+    assert f"value {tuple(int(c) for c in photo[10, 20])}" in text
