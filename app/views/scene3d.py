@@ -83,6 +83,28 @@ def to_image_data(volume: Volume, array: np.ndarray | None = None,
     return image
 
 
+#: Above this many voxels the volume rendering draws a strided copy: a CPU renderer (llvmpipe,
+#: as under Xvfb) needs seconds per frame for a whole 512x512x300 scan, and on screen the
+#: panel is a few hundred pixels wide anyway.
+MAX_RENDER_VOXELS = 16_000_000
+
+
+def rendering_image(volume: Volume, max_voxels: int = MAX_RENDER_VOXELS) -> tuple[vtkImageData, int]:
+    """The ``vtkImageData`` volume rendering draws, and the stride used (1 = full resolution).
+
+    Pure computation (a contiguous, possibly strided copy): meant to run in a worker thread.
+    """
+    vol = right_handed(volume)
+    stride = 1
+    while np.prod([max(1, n // stride) for n in vol.shape]) > max_voxels:
+        stride += 1
+    arr = scalar_array(vol)
+    if stride > 1:
+        arr = np.ascontiguousarray(arr[::stride, ::stride, ::stride])
+        vol = vol.with_array(arr, spacing=tuple(s * stride for s in vol.spacing))
+    return to_image_data(vol, arr), stride
+
+
 def right_handed(volume: Volume) -> Volume:
     """The same voxels in a right-handed (det +1) VTK frame, flipping columns if needed.
 
@@ -280,8 +302,12 @@ class Scene3D:
         self.renderer.RemoveAllViewProps()
         self.volume_prop, self.surface_actor, self.label_actors = None, None, {}
 
-    def set_volume_rendering(self, volume: Volume, preset: str) -> vtkVolume:
-        """Ray-cast ``volume`` through a preset's transfer functions (GPU where there is one)."""
+    def set_volume_rendering(self, volume: Volume, preset: str, image: vtkImageData | None = None) -> vtkVolume:
+        """Ray-cast ``volume`` through a preset's transfer functions (GPU where there is one).
+
+        ``image`` is what :func:`rendering_image` prepared (in a worker); without it the whole
+        volume is wrapped here.
+        """
         if preset not in PRESETS:
             raise InputError(f"unknown volume rendering preset {preset!r}; choose from {', '.join(PRESETS)}")
         _check_3d(volume)
@@ -304,7 +330,7 @@ class Scene3D:
             prop.SetDiffuse(0.9)
             prop.SetSpecular(0.2)
         mapper = vtkSmartVolumeMapper()
-        mapper.SetInputData(to_image_data(right_handed(volume)))
+        mapper.SetInputData(image if image is not None else to_image_data(right_handed(volume)))
         mapper.SetBlendMode(vtkVolumeMapper.MAXIMUM_INTENSITY_BLEND if p.mip else vtkVolumeMapper.COMPOSITE_BLEND)
         self.volume_prop = vtkVolume()
         self.volume_prop.SetMapper(mapper)

@@ -36,6 +36,8 @@ ISO_DEBOUNCE_MS = 400  # the spin box may tick many times while the user holds a
 
 def _build(mode: str, key, source, *, progress, cancel, **params):
     """Worker body: the surfaces of one mode, tagged with the key they were asked for."""
+    if mode == "volume":
+        return mode, key, scene3d.rendering_image(source)
     if mode == "isosurface":
         return mode, key, scene3d.isosurface(source, params["value"], progress=progress, cancel=cancel)
     return mode, key, scene3d.label_surfaces(source, progress=progress, cancel=cancel)
@@ -209,17 +211,14 @@ class View3D(QWidget):
         if self._volume is None:
             return self._shown("")
         try:
-            if self._mode == "volume":
-                self.scene.set_volume_rendering(self._volume, self._preset)
-                return self._shown()
             if self._mode == "labels" and self._labels is None:
                 return self._shown("no label map to show")
-            key = self._iso_value if self._mode == "isosurface" else id(self._labels)
+            key = self._key(self._mode)
             if (self._mode, key) in self._cache:
                 return self._show_surfaces(self._mode, self._cache[(self._mode, key)])
         except InputError as exc:
             return self._shown(str(exc))
-        source = self._volume if self._mode == "isosurface" else self._labels
+        source = self._labels if self._mode == "labels" else self._volume
         self._set_status(f"building {MODE_TITLES[self._mode].lower()}…")
         self._worker = run_worker(_build, self._mode, key, source, value=self._iso_value,
                                   on_result=self._on_built, on_error=self._on_error,
@@ -228,12 +227,22 @@ class View3D(QWidget):
     def _on_built(self, payload) -> None:
         mode, key, result = payload
         self._cache[(mode, key)] = result
-        current = self._iso_value if self._mode == "isosurface" else id(self._labels)
-        if not self._closed and mode == self._mode and key == current:  # else a stale result
+        if not self._closed and mode == self._mode and key == self._key(mode):  # else a stale result
             self._worker = None
             self._show_surfaces(mode, result)
 
+    def _key(self, mode: str):
+        """What a built result depends on besides the mode (stale results are dropped)."""
+        return {"volume": id(self._volume), "isosurface": self._iso_value}.get(mode, id(self._labels))
+
     def _show_surfaces(self, mode: str, result) -> None:
+        if mode == "volume":
+            image, stride = result
+            try:
+                self.scene.set_volume_rendering(self._volume, self._preset, image)
+            except InputError as exc:
+                return self._shown(str(exc))
+            return self._shown("" if stride == 1 else f"preview at 1/{stride} resolution")
         if mode == "isosurface":
             self.scene.set_surface(result)
             note = "" if result.GetNumberOfCells() else f"nothing crosses {self._iso_value:g}"

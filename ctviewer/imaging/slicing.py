@@ -62,8 +62,9 @@ def extract(array: np.ndarray, name: str, index: int) -> np.ndarray:
     """
     p = plane(name)
     index = int(np.clip(index, 0, array.shape[p.normal_axis] - 1))
-    img = np.take(array, index, axis=p.normal_axis)
-    # after np.take the remaining spatial axes keep their order: (row_axis, col_axis) by construction
+    # plain indexing gives a view (np.take would copy the plane); the remaining spatial axes keep
+    # their order, which is (row_axis, col_axis) by construction
+    img = array[(slice(None),) * p.normal_axis + (index,)]
     return img[::-1] if p.flip_rows else img
 
 

@@ -29,7 +29,7 @@ def from_levels(low: float, high: float) -> tuple[float, float]:
 
 
 def auto_window(array: np.ndarray, lower_pct: float = 1.0, upper_pct: float = 99.0,
-                max_samples: int = 1_000_000) -> tuple[float, float]:
+                max_samples: int = 200_000) -> tuple[float, float]:
     """A (width, level) showing the bulk of the values, from a subsample (cheap on big volumes)."""
     flat = array.reshape(-1)
     if flat.size > max_samples:
