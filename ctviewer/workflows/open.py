@@ -53,11 +53,22 @@ def load_labels_for(study: Study, path: str | Path) -> LabelLayer:
     return LabelLayer(labels, name=path.name.split(".")[0] or "labels")
 
 
-def open_demo(progress: Progress | None = None, cancel: CancelToken | None = None) -> Study:
+def open_demo(progress: Progress | None = None, cancel: CancelToken | None = None,
+              cache_dir: Path | None = None) -> Study:
     """The built-in demo study (synthetic torso CT and its labels), generated on first use."""
     from ctviewer.synth.demo import demo_paths
 
     if progress:
         progress(0.0, "Preparing the demo study")
-    image_path, labels_path = demo_paths()
-    return open_study(image_path, [labels_path], progress=progress, cancel=cancel)
+    image_path, labels_path = demo_paths(cache_dir, progress=progress, cancel=cancel)
+    study = open_study(image_path, [labels_path], progress=progress, cancel=cancel)
+    # Fat and muscle (ids 201, 202, 204) wrap the whole body: shown, they hide every organ and
+    # the spine, in the slices and in 3D. They open hidden; the layers dock shows them again.
+    for layer in study.layers.by_kind("labels"):
+        for label_id in DEMO_HIDDEN_LABELS:
+            if label_id in layer.labels.table:
+                layer.labels.table.update(label_id, visible=False)
+    return study
+
+
+DEMO_HIDDEN_LABELS = (201, 202, 204)

@@ -222,3 +222,18 @@ def test_demo_is_generated_once_and_cached(tmp_path, monkeypatch):
 
     img = nib.load(str(image))
     assert len(img.shape) == 3 and list(img.shape).count(256) >= 2
+
+
+
+def test_demo_study_opens_with_organs_and_spine_visible(tmp_path):
+    """What `ctviewer demo` shows: the torso with its labels; body-wall tissue starts hidden."""
+    from ctviewer.workflows.open import DEMO_HIDDEN_LABELS, open_demo
+
+    study = open_demo(cache_dir=tmp_path)
+    (layer,) = study.layers.by_kind("labels")
+    table = layer.labels.table
+    assert study.image.modality == "CT" and study.image.array.dtype == np.int16
+    assert layer.array.shape == study.image.shape
+    assert all(not table[i].visible for i in DEMO_HIDDEN_LABELS if i in table)
+    assert table[5].visible and table[29].visible      # liver and L3 stay on
+    assert table.name(5).lower().startswith("liver")
