@@ -9,7 +9,7 @@ XVFB   := xvfb-run -a -s "-screen 0 1600x1200x24"
 .PHONY: run test setup system-packages test-core test-gui bench clean
 
 run: setup
-	$(BIN)/ctviewer demo
+	@$(BIN)/ctviewer demo
 
 test: setup
 	$(BIN)/lint-imports

@@ -151,6 +151,42 @@ class MainWindow(QMainWindow):
             self._remember(study.image.source)
         for warning in study.image.warnings:
             self.show_error(warning, kind="Warning")
+        if study.image.meta.get("spacing_unknown"):
+            self._ask_spacing(study)
+
+    def ask_spacing(self, image) -> tuple[float, float, float] | None:
+        """Ask the voxel size of an array file that did not say (tests replace this)."""
+        text, ok = QInputDialog.getText(
+            self, "Voxel size unknown",
+            f"{Path(image.source).name} does not say how big its voxels are.\n"
+            "Spacing in mm as z, y, x (slice, row, column):", text="1, 1, 1")
+        if not ok:
+            return None
+        try:
+            values = tuple(float(v) for v in text.replace(";", ",").split(","))
+        except ValueError:
+            values = ()
+        if len(values) != 3 or min(values) <= 0:
+            self.show_error(f"spacing {text!r} is not three positive numbers; kept 1 mm")
+            return None
+        return values  # type: ignore[return-value]
+
+    def _ask_spacing(self, study: Study) -> None:
+        spacing = self.ask_spacing(study.image)
+        if spacing is None:
+            return
+        from ctviewer.io.numpy_io import save_spacing_sidecar
+
+        study.image.spacing = tuple(float(v) for v in spacing)
+        study.image.meta["spacing_unknown"] = False
+        for layer in study.layers.by_kind("labels"):
+            layer.labels.volume.spacing = study.image.spacing
+        self.viewer.set_study(study)   # views re-read the aspect ratio
+        try:
+            sidecar = save_spacing_sidecar(study.image.source, spacing)
+            self.statusBar().showMessage(f"Spacing saved in {sidecar.name}; it is used next time.", 8000)
+        except Exception as exc:  # a read-only folder: the spacing still applies now
+            self.show_error(f"spacing applied but not saved: {exc}", kind="Warning")
 
     def _remember(self, path: str) -> None:
         recent = [p for p in (self.settings.value("recent", []) or []) if p != path]

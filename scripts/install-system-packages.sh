@@ -4,7 +4,8 @@
 set -euo pipefail
 PKGS=(libglib2.0-0 libxkbcommon0 libgl1 libegl1 libfontconfig1 libdbus-1-3 xvfb xauth
       libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
-      libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxrender1 libxi6 libsm6 libice6 libosmesa6)
+      libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxrender1 libxi6 libsm6 libice6
+      libegl-mesa0 libgl1-mesa-dri)   # Mesa llvmpipe: VTK renders through EGL without a GPU
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "setup: not a Debian-like system; install Qt's X11 libraries, Mesa (GL, EGL, OSMesa) and Xvfb yourself" >&2
   exit 0

@@ -103,7 +103,7 @@ def _as_volume(array: np.ndarray, path: Path, label: str) -> Volume:
     kwargs.setdefault("modality", "XC" if kind == "rgb volume" else "")
     try:
         return Volume(np.ascontiguousarray(array), name=label, source=str(path), warnings=warnings,
-                      meta={"format": "numpy"}, **kwargs)
+                      meta={"format": "numpy", "spacing_unknown": "spacing" not in kwargs}, **kwargs)
     except ValueError as exc:
         raise InputError(str(exc), path) from exc
 
@@ -240,3 +240,22 @@ def write_npy(volume: Volume, path: Path, sidecar_path: Path) -> None:
     """The array to ``path`` (a temporary name) and its geometry to ``sidecar_path`` (atomically)."""
     np.save(path, volume.array, allow_pickle=False)
     atomic_write_text(sidecar_path, json.dumps(sidecar_for(volume), indent=2) + "\n")
+
+
+def save_spacing_sidecar(path: str | Path, spacing_zyx) -> Path:
+    """Remember the spacing the user gave for ``path`` in ``NAME.json`` beside it (atomically),
+    keeping whatever else an existing sidecar holds."""
+    import json
+
+    from ctviewer.io.atomic import atomic_write_text
+    from ctviewer.io.label_files import json_sidecar
+
+    path = Path(path)
+    spacing = [float(s) for s in spacing_zyx]
+    if len(spacing) != 3 or min(spacing) <= 0:
+        raise InputError("spacing must be three positive numbers (z, y, x) in mm", path)
+    target = json_sidecar(path) or path.with_name(base_name(path) + ".json")
+    data = read_json_sidecar(path) if json_sidecar(path) else {}
+    data["spacing"] = spacing
+    atomic_write_text(target, json.dumps(data, indent=2))
+    return target

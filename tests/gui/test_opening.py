@@ -167,3 +167,38 @@ def test_photo_opens_in_true_colour_single_view(window, qtbot, shared_data):
     assert np.allclose(inside.mean(axis=0), photo.reshape(-1, 3).mean(axis=0), atol=12)
     text = window.describe_voxel((0, 10, 20))
     assert f"value {tuple(int(c) for c in photo[10, 20])}" in text
+
+
+def test_npy_without_spacing_asks_and_remembers(window, qtbot, tmp_path):
+    """The soil seed writes bare .npy cubes: the user is asked once, the answer saved beside it."""
+    cube = np.zeros((10, 12, 14), np.int16)
+    path = tmp_path / "cube.npy"
+    np.save(path, cube)
+    window.ask_spacing = lambda image: (0.5, 0.25, 0.25)
+    with qtbot.waitSignal(window.opener.opened, timeout=20000):
+        window.open_paths([path])
+    assert window.study.image.spacing == (0.5, 0.25, 0.25)
+    assert window.viewer.views["axial"]._pixel == (0.25, 0.25)
+    import json
+
+    assert json.loads((tmp_path / "cube.json").read_text())["spacing"] == [0.5, 0.25, 0.25]
+    asked = []
+    window.ask_spacing = lambda image: asked.append(image) or None
+    with qtbot.waitSignal(window.opener.opened, timeout=20000):
+        window.open_paths([path])
+    assert asked == [] and window.study.image.spacing == (0.5, 0.25, 0.25)
+
+
+def test_middle_drag_pans(window, qtbot, ct_pair):
+    from PySide6.QtCore import QPoint
+
+    from tests.gui.conftest import send_drag
+
+    with qtbot.waitSignal(window.opener.opened, timeout=20000):
+        window.open_paths([ct_pair[0]])
+    axial = window.viewer.views["axial"]
+    (x0, _), _ = axial.box.viewRange()
+    c = axial.viewport().rect().center()
+    send_drag(axial, c, c + QPoint(80, 0), button=Qt.MouseButton.MiddleButton)
+    (x1, _), _ = axial.box.viewRange()
+    assert x1 < x0   # dragging right moves the image right: the visible range moves left
