@@ -248,9 +248,9 @@ class MainWindow(QMainWindow):
     def save_screenshot_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "ctviewer.png", "PNG (*.png)")
         if path:
-            from app.snapshot import grab_window, save_png
+            from app.snapshot import grab_widget, save_png
 
-            save_png(grab_window(self), Path(path))
+            save_png(grab_widget(self), Path(path))
             self.statusBar().showMessage(f"Saved {path}", 5000)
 
     # -- closing -----------------------------------------------------------------------------

@@ -105,10 +105,6 @@ def grab_widget(widget) -> np.ndarray:
     return rgb
 
 
-def grab_window(window) -> np.ndarray:
-    return grab_widget(window)
-
-
 def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 

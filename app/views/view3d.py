@@ -8,6 +8,8 @@ each time the scene for the current mode is on screen, so tests and callers can 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -193,13 +195,9 @@ class View3D(QWidget):
 
     def save_screenshot(self, path) -> None:
         """Write the 3D area as PNG; the file appears complete or not at all."""
-        from PIL import Image
+        from app.snapshot import save_png
 
-        from ctviewer.io.atomic import atomic_path
-
-        pixels = self.screenshot()
-        with atomic_path(path) as tmp:
-            Image.fromarray(pixels).save(tmp, format="PNG")
+        save_png(self.screenshot(), Path(path))
 
     # -- building the scene -----------------------------------------------------------------------
     def _refresh(self) -> None:

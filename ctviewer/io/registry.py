@@ -85,8 +85,6 @@ def read_volume(path: str | Path, series: int | str | None = None, progress: Pro
     With ``canonical`` (the default) the axes are reordered for display (see
     :func:`ctviewer.imaging.orientation.to_canonical`); geometry stays exact either way.
     """
-    from ctviewer.imaging.orientation import to_canonical
-
     items = examine(path)
     if series is None:
         item = items[0]
@@ -99,6 +97,14 @@ def read_volume(path: str | Path, series: int | str | None = None, progress: Pro
         if not matches:
             raise InputError(f"no series with UID {series}", path)
         item = matches[0]
+    return load(item, progress=progress, cancel=cancel, canonical=canonical)
+
+
+def load(item: Loadable, progress: Progress | None = None, cancel: CancelToken | None = None,
+         canonical: bool = True) -> Volume:
+    """Load one loadable, keep what examining it warned about, reorient for display."""
+    from ctviewer.imaging.orientation import to_canonical
+
     volume = item.load(progress=progress, cancel=cancel)
     for warning in item.warnings:
         if warning not in volume.warnings:

@@ -8,17 +8,13 @@ from ctviewer.data.layers import LabelLayer
 from ctviewer.data.study import Study
 from ctviewer.errors import InputError
 from ctviewer.imaging.orientation import to_canonical
-from ctviewer.io.registry import Loadable, examine
+from ctviewer.io.registry import Loadable, examine, load
 from ctviewer.progress import CancelToken, Progress
 
 
 def open_loadable(item: Loadable, progress: Progress | None = None, cancel: CancelToken | None = None) -> Study:
     """Load one loadable (a series, a file) as a study in display orientation."""
-    volume = item.load(progress=progress, cancel=cancel)
-    for warning in item.warnings:
-        if warning not in volume.warnings:
-            volume.warnings.append(warning)
-    return Study(to_canonical(volume))
+    return Study(load(item, progress=progress, cancel=cancel))
 
 
 def open_study(path: str | Path, label_paths=(), series: int = 0, progress: Progress | None = None,
