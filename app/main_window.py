@@ -13,8 +13,13 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QProgressBar,
                                QPushButton, QWidget)
 
+from app.annotation import Annotator
+from app.docks.labels_dock import LabelsDock
 from app.docks.layers_dock import LayersDock
+from app.label_actions import LabelActions, ask_restore, ask_save_path, ask_unsaved
+from app.label_saving import LabelKeeper
 from app.open_study import StudyOpener
+from app.tools.dispatch import ToolDispatcher
 from app.views.mpr import MprViewer
 from app.workers import WORKER_ERRORS
 from ctviewer.data.study import Study
@@ -36,6 +41,20 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.viewer)
         self.layers_dock = LayersDock(self)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.layers_dock)
+        # painting: the annotator holds the paint state, the dispatcher routes view gestures to tools,
+        # the keeper saves, autosaves and restores labels
+        self.annotator = Annotator(self)
+        self.dispatcher = ToolDispatcher(self.annotator, self)
+        self.viewer.set_painter(self.dispatcher)
+        self.annotator.edited.connect(self.viewer.labels_edited)
+        self.keeper = LabelKeeper(self.annotator, self)
+        self.keeper.ask_restore = lambda entries: self.ask_restore(entries)
+        self.keeper.error.connect(self.show_error)
+        self.keeper.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.labels_dock = LabelsDock(self.annotator, self)
+        self.labels_dock.error.connect(self.show_error)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.labels_dock)
+        self._bins_dialog = None
         self.opener = StudyOpener(self)
         self.opener.opened.connect(self.set_study)
         self.opener.failed.connect(self.show_error)
@@ -45,6 +64,7 @@ class MainWindow(QMainWindow):
         WORKER_ERRORS.error.connect(self.show_error)
         self._build_status_bar()
         self._build_menus()
+        self.label_actions = LabelActions(self)
         self.viewer.hovered.connect(self._show_hover)
         self.setAcceptDrops(True)
 
@@ -141,7 +161,10 @@ class MainWindow(QMainWindow):
         reply(descriptions.index(choice) if ok else None)
 
     def set_study(self, study: Study) -> None:
+        if self.study is not None and not self._settle_unsaved():
+            return
         self.study = study
+        self.annotator.set_study(study)
         self.viewer.set_study(study)
         self.layers_dock.set_study(study)
         self._fill_window_menu()
@@ -153,6 +176,7 @@ class MainWindow(QMainWindow):
             self.show_error(warning, kind="Warning")
         if study.image.meta.get("spacing_unknown"):
             self._ask_spacing(study)
+        self.keeper.set_study(study)   # offers autosaved labels of this image back
 
     def ask_spacing(self, image) -> tuple[float, float, float] | None:
         """Ask the voxel size of an array file that did not say (tests replace this)."""
@@ -253,8 +277,60 @@ class MainWindow(QMainWindow):
             save_png(grab_widget(self), Path(path))
             self.statusBar().showMessage(f"Saved {path}", 5000)
 
+    # -- labels: questions the user answers (tests replace these) -----------------------------
+    def ask_save_path(self, default: Path) -> Path | None:
+        return ask_save_path(self, default)
+
+    def ask_unsaved(self, names: list[str]) -> str:
+        return ask_unsaved(self, names)
+
+    def ask_restore(self, entries) -> bool:
+        return ask_restore(self, entries)
+
+    def show_gray_bins(self) -> None:
+        from app.dialogs.bins_dialog import GrayBinsDialog
+
+        if self.study is None or not self.study.image.is_photo:
+            self.show_error("Gray-level bins start labels on a photo: open a thin-section image first.")
+            return
+        self._bins_dialog = GrayBinsDialog(self.annotator, self)
+        self._bins_dialog.show()
+
+    def show_intensity_bins(self) -> None:
+        from app.dialogs.bins_dialog import IntensityBinsDialog
+
+        if self.study is None or self.study.image.is_rgb:
+            self.show_error("Intensity bins start labels on a grey volume: open a CT first.")
+            return
+        self._bins_dialog = IntensityBinsDialog(self.annotator, self)
+        self._bins_dialog.show()
+
+    def _settle_unsaved(self) -> bool:
+        """Before the study goes away: save, discard or keep it (False = the user cancelled)."""
+        unsaved = self.keeper.unsaved_layers()
+        if not unsaved:
+            return True
+        answer = self.ask_unsaved([layer.name for layer in unsaved])
+        if answer == "cancel":
+            return False
+        if answer == "discard":
+            self.keeper.discard_all()
+            return True
+        for layer in unsaved:
+            path = self.keeper.path_of(layer) or self.ask_save_path(self.keeper.default_path(layer))
+            if path is None:
+                return False
+            ok = []
+            self.keeper.save(layer, path, on_done=ok.append, wait=True)
+            if not ok or not ok[0]:
+                return False
+        return True
+
     # -- closing -----------------------------------------------------------------------------
     def closeEvent(self, ev):
+        if not self._settle_unsaved():
+            ev.ignore()
+            return
         self.opener.cancel()
         from app.workers import wait_for_workers
 

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
 from app.views.display import DisplayState
@@ -45,6 +45,25 @@ class MprViewer(QWidget):
         self._parking = QWidget(self)
         self._parking.hide()
         self.set_layout("grid")
+        # label surfaces are rebuilt when the painting pauses, not after every dab
+        self._surfaces_timer = QTimer(self, singleShot=True, interval=1500)
+        self._surfaces_timer.timeout.connect(self._update_3d_labels)
+
+    # -- painting --------------------------------------------------------------------------------
+    def set_painter(self, painter) -> None:
+        """Route left-button gestures of every slice view to ``painter`` while a tool is active."""
+        for view in self.views.values():
+            view.set_painter(painter)
+        painter.painting_changed.connect(self._set_paint_mode)
+
+    def _set_paint_mode(self, on: bool) -> None:
+        for view in self.views.values():
+            view.set_paint_mode(on)
+
+    def labels_edited(self, bbox=None) -> None:
+        """Voxels were painted: the slice views redraw themselves; the 3D surfaces follow later."""
+        if self.view3d is not None:
+            self._surfaces_timer.start()
 
     # -- study -------------------------------------------------------------------------------
     def set_study(self, study: Study | None) -> None:
@@ -125,6 +144,7 @@ class MprViewer(QWidget):
 
     def close_views(self) -> None:
         """Release the study before the window closes (pyqtgraph items must not outlive Qt)."""
+        self._surfaces_timer.stop()
         for view in self.views.values():
             view.set_study(None, None)
         if self.view3d is not None:

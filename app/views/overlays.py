@@ -6,11 +6,14 @@ One graphics item per layer, stacked in layer-list order; every item follows its
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor
 
+from app.views.label_item import LabelSliceItem
 from ctviewer.data.layers import HeatmapLayer, LabelLayer, Layer, SliceLinesLayer
 from ctviewer.data.study import Study
 from ctviewer.imaging import slicing
@@ -42,6 +45,7 @@ class OverlayItems:
         self.orientation = orientation
         self.study: Study | None = None
         self._items: dict[int, object] = {}   # id(layer) -> item or list of lines
+        self._data_slots: dict[int, object] = {}
         self._slice = 0
         self._rect = QRectF()
 
@@ -51,7 +55,7 @@ class OverlayItems:
             for sig in (events.inserted, events.removed, events.moved, events.changed, events.reordered):
                 sig.disconnect(self._rebuild)
             for layer in self.study.layers:
-                layer.changed.disconnect(self._on_layer_changed)
+                self._disconnect(layer)
         self.study = study
         if study is not None:
             events = study.layers.events
@@ -70,12 +74,17 @@ class OverlayItems:
         if self.study is None:
             return
         for z, layer in enumerate(self.study.layers):
-            try:
-                layer.changed.disconnect(self._on_layer_changed)
-            except (TypeError, ValueError, RuntimeError):
-                pass
+            self._disconnect(layer)
             layer.changed.connect(self._on_layer_changed)
-            if isinstance(layer, (LabelLayer, HeatmapLayer)):
+            if isinstance(layer, LabelLayer):
+                slot = partial(self._on_data_changed, layer)
+                self._data_slots[id(layer)] = slot
+                layer.data_changed.connect(slot)
+                item = LabelSliceItem()
+                item.setZValue(_BASE_Z + z)
+                self.box.addItem(item, ignoreBounds=True)
+                self._items[id(layer)] = item
+            elif isinstance(layer, HeatmapLayer):
                 item = pg.ImageItem(axisOrder="row-major")
                 item.setZValue(_BASE_Z + z)
                 self.box.addItem(item)
@@ -84,8 +93,30 @@ class OverlayItems:
                 self._items[id(layer)] = []
         self.refresh(self._slice, self._rect)
 
+    def _disconnect(self, layer: Layer) -> None:
+        slots = [(layer.changed, self._on_layer_changed)]
+        if id(layer) in self._data_slots:
+            slots.append((layer.data_changed, self._data_slots.pop(id(layer))))
+        for sig, slot in slots:
+            try:
+                sig.disconnect(slot)
+            except (TypeError, ValueError, RuntimeError):
+                pass
+
     def _on_layer_changed(self, attr: str = "") -> None:
         self.refresh(self._slice, self._rect)
+
+    def _on_data_changed(self, layer: LabelLayer, bbox) -> None:
+        """Voxels of ``layer`` changed inside ``bbox``: redraw that part of this slice only."""
+        item = self._items.get(id(layer))
+        if item is None or not layer.visible:
+            return
+        shown = slicing.extract(layer.array, self.orientation, 0).shape[:2]
+        if bbox is None or item.lut is None or item.rgba.shape[:2] != shown or len(item.lut) != (
+                256 if layer.array.dtype == np.uint8 else 65536):
+            self._draw_labels(layer, item)
+        else:
+            self._draw_label_region(layer, item, bbox)
 
     def refresh(self, slice_index: int, rect: QRectF) -> None:
         self._slice, self._rect = slice_index, rect
@@ -101,22 +132,45 @@ class OverlayItems:
             elif isinstance(layer, SliceLinesLayer):
                 self._draw_lines(layer)
 
-    def update_region(self, layer: Layer) -> None:
-        """Redraw one layer only (after a paint stroke, say)."""
-        self.refresh(self._slice, self._rect)
-
     # -- per kind ----------------------------------------------------------------------------
-    def _draw_labels(self, layer: LabelLayer, item: pg.ImageItem) -> None:
+    def _lut(self, layer: LabelLayer) -> np.ndarray:
+        size = 256 if layer.array.dtype == np.uint8 else 65536
+        return layer.labels.table.lut(size)
+
+    def _draw_labels(self, layer: LabelLayer, item: LabelSliceItem) -> None:
         item.setVisible(layer.visible)
         if not layer.visible:
             return
         plane_img = slicing.extract(layer.array, self.orientation, self._slice)
         if layer.outline:
             plane_img = label_outline(plane_img)
-        size = 256 if layer.array.dtype == np.uint8 else 65536
-        item.setImage(plane_img, lut=layer.labels.table.lut(size), levels=(0, size - 1), autoLevels=False)
-        item.setRect(self._rect)
+        item.lut = self._lut(layer)   # kept for region redraws until the table changes
+        item.set_pixels(item.lut[plane_img], self._rect)
         item.setOpacity(layer.opacity)
+
+    def _draw_label_region(self, layer: LabelLayer, item: LabelSliceItem, bbox) -> None:
+        """Recolour the screen rectangle of ``bbox`` on this slice; nothing when the slice is outside."""
+        p = slicing.plane(self.orientation)
+        normal = bbox[p.normal_axis]
+        if not normal.start <= self._slice < normal.stop:
+            return
+        plane_img = slicing.extract(layer.array, self.orientation, self._slice)
+        h, w = plane_img.shape
+        rows, cols = bbox[p.row_axis], bbox[p.col_axis]
+        if p.flip_rows:  # the view shows rows upside down: screen row = h - 1 - array row
+            rows = slice(h - rows.stop, h - rows.start)
+        m = 2 if layer.outline else 0   # outline pixels next to the edit change too
+        r0, r1 = max(rows.start - m, 0), min(rows.stop + m, h)
+        c0, c1 = max(cols.start - m, 0), min(cols.stop + m, w)
+        part = plane_img[r0:r1, c0:c1]
+        if layer.outline:
+            # the window's own border lacks outside neighbours: drop it unless it is the image edge
+            part = label_outline(part)
+            top, bottom, left, right = int(r0 > 0), int(r1 < h), int(c0 > 0), int(c1 < w)
+            part = part[top:part.shape[0] - bottom, left:part.shape[1] - right]
+            r0, r1, c0, c1 = r0 + top, r1 - bottom, c0 + left, c1 - right
+        item.rgba[r0:r1, c0:c1] = item.lut[part]
+        item.pixels_changed(slice(r0, r1), slice(c0, c1))
 
     def _draw_heatmap(self, layer: HeatmapLayer, item: pg.ImageItem) -> None:
         item.setVisible(layer.visible)

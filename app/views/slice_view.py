@@ -2,7 +2,8 @@
 
 Mouse and keys (radiology conventions): wheel, PageUp/PageDown, Up/Down move the slice;
 Ctrl+wheel zooms; left click/drag moves the crosshair; right drag or Ctrl+left drag changes
-window/level; middle drag pans; R or Home resets the view.
+window/level; middle drag pans; R or Home resets the view. While a paint tool is active the left
+button paints instead (the view hands the gesture to the window's tool dispatcher).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QGraphicsEllipseItem, QLabel
 
 from app.views.display import DisplayState
+from app.tools.base import PlanePoint
 from app.views.overlays import OverlayItems
 from ctviewer.data.study import Study
 from ctviewer.imaging import slicing
@@ -29,10 +31,13 @@ class SliceViewBox(pg.ViewBox):
     slice_step = Signal(int)
     cursor_at = Signal(QPointF)
     window_drag = Signal(float, float)
+    #: a paint gesture: phase ('press', 'move', 'release', 'click', 'double') and view position
+    paint = Signal(str, QPointF)
 
     def __init__(self):
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
         self._zoom_mode = False
+        self.paint_mode = False
 
     def wheelEvent(self, ev, axis=None):
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
@@ -44,7 +49,10 @@ class SliceViewBox(pg.ViewBox):
         ev.accept()
 
     def mouseClickEvent(self, ev):
-        if ev.button() == Qt.MouseButton.LeftButton:
+        if ev.button() == Qt.MouseButton.LeftButton and self.paint_mode:
+            self.paint.emit("double" if ev.double() else "click", self.mapSceneToView(ev.scenePos()))
+            ev.accept()
+        elif ev.button() == Qt.MouseButton.LeftButton:
             self.cursor_at.emit(self.mapSceneToView(ev.scenePos()))
             ev.accept()
         else:
@@ -60,6 +68,10 @@ class SliceViewBox(pg.ViewBox):
         elif button == Qt.MouseButton.MiddleButton:
             delta = self.mapSceneToView(ev.lastScenePos()) - self.mapSceneToView(ev.scenePos())
             self.translateBy(x=delta.x(), y=delta.y())
+        elif button == Qt.MouseButton.LeftButton and self.paint_mode:
+            if ev.isStart():
+                self.paint.emit("press", self.mapSceneToView(ev.buttonDownScenePos()))
+            self.paint.emit("release" if ev.isFinish() else "move", self.mapSceneToView(ev.scenePos()))
         elif button == Qt.MouseButton.LeftButton:
             self.cursor_at.emit(self.mapSceneToView(ev.scenePos()))
 
@@ -88,11 +100,18 @@ class SliceView(pg.GraphicsView):
         for line in (self.h_line, self.v_line):
             line.setZValue(1000)
             self.box.addItem(line, ignoreBounds=True)
+        self.painter = None   # the window's ToolDispatcher (app/tools/dispatch.py), when painting is possible
+        self.brush_outline = QGraphicsEllipseItem()
+        self.brush_outline.setPen(pg.mkPen(QColor(255, 255, 255, 200), width=1))
+        self.brush_outline.setZValue(1001)
+        self.brush_outline.hide()
+        self.box.addItem(self.brush_outline, ignoreBounds=True)
         self._letters = {edge: self._make_label() for edge in ("left", "right", "top", "bottom")}
         self._info = self._make_label(align=Qt.AlignmentFlag.AlignLeft)
         self.box.slice_step.connect(self.step_slice)
         self.box.cursor_at.connect(self._cursor_at)
         self.box.window_drag.connect(self._window_drag)
+        self.box.paint.connect(self._paint)
         self.scene().sigMouseMoved.connect(self._mouse_moved)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setToolTip("")
@@ -227,7 +246,63 @@ class SliceView(pg.GraphicsView):
 
     def _mouse_moved(self, scene_pos) -> None:
         if self.study is not None:
-            self.hovered.emit(self._voxel_at(self.box.mapSceneToView(scene_pos)))
+            pos = self.box.mapSceneToView(scene_pos)
+            self.hovered.emit(self._voxel_at(pos))
+            self._show_brush(pos)
+
+    # -- painting ------------------------------------------------------------------------------
+    def set_painter(self, painter) -> None:
+        """Let ``painter`` (a ToolDispatcher) receive left-button gestures while a tool is active."""
+        self.painter = painter
+        self.set_paint_mode(painter is not None and painter.painting)
+
+    def set_paint_mode(self, on: bool) -> None:
+        self.box.paint_mode = bool(on)
+        self.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
+        if not on:
+            self.brush_outline.hide()
+
+    def plane_point(self, pos: QPointF, clamp: bool = False) -> PlanePoint | None:
+        """The mouse position ``pos`` (view coordinates, mm) as a point of this slice."""
+        if self.study is None:
+            return None
+        shape = self.study.image.shape
+        p = self.plane
+        rows, cols = shape[p.row_axis], shape[p.col_axis]
+        screen_row, col = pos.y() / self._pixel[0], pos.x() / self._pixel[1]
+        if not clamp and not (0 <= screen_row < rows and 0 <= col < cols):
+            return None
+        screen_row, col = min(max(screen_row, 0.0), rows - 1e-3), min(max(col, 0.0), cols - 1e-3)
+        row = (rows - screen_row) - 0.5 if p.flip_rows else screen_row - 0.5  # voxel centres at integers
+        voxel = slicing.to_voxel(self.orientation, shape, self.slice_index, screen_row, col)
+        return PlanePoint(self.orientation, self.slice_index, row, col - 0.5, voxel)
+
+    def scene_xy(self, point: PlanePoint) -> tuple[float, float]:
+        """View coordinates (mm) of a plane point: the inverse of :meth:`plane_point`."""
+        rows = self.study.image.shape[self.plane.row_axis]
+        screen_row = rows - (point.row + 0.5) if self.plane.flip_rows else point.row + 0.5
+        return (point.col + 0.5) * self._pixel[1], screen_row * self._pixel[0]
+
+    def _paint(self, phase: str, pos: QPointF) -> None:
+        if self.painter is None or self.study is None:
+            return
+        at = self.plane_point(pos, clamp=phase in ("move", "release"))
+        if at is not None:
+            self.painter.handle(self, phase, at)
+        self._show_brush(pos)
+
+    def _show_brush(self, pos: QPointF) -> None:
+        radii = None
+        if self.painter is not None and self.box.paint_mode and self.study is not None:
+            radii = self.painter.brush_radii_mm(self.orientation, self.study.image.spacing)
+        if radii is None or self.plane_point(pos) is None:
+            self.brush_outline.hide()
+            return
+        at = self.plane_point(pos)
+        x, y = self.scene_xy(at)
+        ry, rx = radii
+        self.brush_outline.setRect(QRectF(x - rx, y - ry, 2 * rx, 2 * ry))
+        self.brush_outline.show()
 
     def keyPressEvent(self, ev):
         key = ev.key()
@@ -238,5 +313,7 @@ class SliceView(pg.GraphicsView):
             self.step_slice(steps[key])
         elif key in (Qt.Key.Key_R, Qt.Key.Key_Home):
             self.reset_view()
+        elif key == Qt.Key.Key_Escape and self.painter is not None:
+            self.painter.cancel()
         else:
             super().keyPressEvent(ev)

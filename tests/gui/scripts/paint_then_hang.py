@@ -1,0 +1,50 @@
+"""Child process of the crash test: open an image, paint with the mouse, wait to be killed.
+
+Usage: paint_then_hang.py IMAGE EXPECTED.npy — prints "saved" once an autosave holding every
+stroke is on disk (and EXPECTED.npy holds those labels), then keeps the GUI running until it is
+killed (SIGKILL: no clean-up of any kind runs).
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtWidgets import QApplication
+
+from ctviewer.io.atomic import atomic_path
+
+
+def main(image_path: str, expected_path: str) -> None:
+    app = QApplication([])
+    from app.main_window import MainWindow
+    from ctviewer.workflows.open import open_study
+    from tests.gui.conftest import send_drag
+    from tests.gui.test_painting import widget_pos
+
+    win = MainWindow(with_3d=False)
+    win.resize(1000, 800)
+    win.show()
+    app.processEvents()
+    win.set_study(open_study(image_path))
+    app.processEvents()
+    axial = win.viewer.views["axial"]
+    win.annotator.set_tool("brush")
+    win.annotator.update_settings(radius=3)
+    k = axial.slice_index
+    for n, row in enumerate((10, 20, 30)):
+        win.annotator.set_label(n + 1)
+        send_drag(axial, widget_pos(axial, (k, row, 10)), widget_pos(axial, (k, row, 50)))
+    layer = win.annotator.layer
+    assert (layer.array > 0).sum() > 100, "the strokes did not paint"
+    done = []
+    win.keeper.autosaved.connect(done.append)
+    while not done or win.keeper.busy or win.keeper.autosaver.pending:
+        app.processEvents()
+    with atomic_path(Path(expected_path)) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, layer.array)
+    print("saved", flush=True)
+    app.exec()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
