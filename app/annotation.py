@@ -80,7 +80,8 @@ class Annotator(QObject):
         self.set_layer(layers[-1] if layers else None)
 
     def _on_layer_inserted(self, index: int, layer) -> None:
-        if isinstance(layer, LabelLayer) and self.layer is None:
+        # a preview (gray-level bins being tuned) is shown, not edited
+        if isinstance(layer, LabelLayer) and self.layer is None and not layer.name.endswith("(preview)"):
             self.set_layer(layer)
 
     def _on_layer_removed(self, index: int, layer) -> None:

@@ -297,7 +297,7 @@ class MainWindow(QMainWindow):
         self._bins_dialog.show()
 
     def show_intensity_bins(self) -> None:
-        from app.dialogs.bins_dialog import IntensityBinsDialog
+        from app.dialogs.intensity_bins_dialog import IntensityBinsDialog
 
         if self.study is None or self.study.image.is_rgb:
             self.show_error("Intensity bins start labels on a grey volume: open a CT first.")

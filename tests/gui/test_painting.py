@@ -129,6 +129,22 @@ def test_axial_overlay_updates_only_the_changed_region(window, ct_study, qtbot):
     np.testing.assert_array_equal(item.rgba, layer.labels.table.lut(256)[layer.array[k]])
 
 
+def test_outline_overlay_after_dabs_matches_a_full_redraw(window, ct_study, qtbot):
+    from app.views.overlays import label_outline
+
+    axial = open_study(window, ct_study, qtbot)
+    layer = ct_study.layers[-1]
+    layer.outline = True
+    editor = window.annotator.editor
+    k = axial.slice_index
+    for voxel, value in (((k, 10, 10), 1), ((k, 14, 13), 2), ((k, 0, 0), 1), ((k, 12, 12), 0)):
+        editor.dab(voxel, 4, "px", "axial", value=value)
+    for name, view in window.viewer.views.items():
+        item = view.overlays._items[id(layer)]
+        shown = slicing.extract(layer.array, name, view.slice_index)
+        np.testing.assert_array_equal(item.rgba, layer.labels.table.lut(256)[label_outline(shown)], err_msg=name)
+
+
 def test_eraser_keeps_locked_labels_and_paint_over_background_only(window, ct_study, qtbot):
     axial = open_study(window, ct_study, qtbot)
     layer = ct_study.layers[-1]

@@ -133,9 +133,9 @@ def test_outline_mode_draws_only_borders(window, stamp_study):
     axial = window.viewer.views["axial"]
     axial.set_slice(15)
     item = axial.overlays._items[id(layer)]
-    filled = (item.image > 0).sum()
+    filled = (item.rgba[..., 3] > 0).sum()
     layer.outline = True
-    outlined = (item.image > 0).sum()
+    outlined = (item.rgba[..., 3] > 0).sum()
     assert 0 < outlined < filled
 
 

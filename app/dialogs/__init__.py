@@ -1,0 +1,1 @@
+"""Dialogs that start or transform labels (gray-level and intensity bins)."""
