@@ -229,7 +229,7 @@ class LabelKeeper(QObject):
         if not entries or not self.ask_restore(entries):
             if entries:
                 self.message.emit("Autosaved labels were not restored; they stay in the recovery folder "
-                                  "until these labels are saved.")
+                                  "until this image's labels are autosaved again.")
             return []
         return [layer for entry in entries if (layer := self._restore(entry)) is not None]
 

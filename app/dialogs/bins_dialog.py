@@ -10,13 +10,14 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QColorDialog, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QMessageBox, QTableWidget, QTableWidgetItem, QVBoxLayout)
+from PySide6.QtWidgets import (QColorDialog, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
+                               QHBoxLayout, QHeaderView, QLabel, QMessageBox, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
 from app.workers import run_worker
 from ctviewer.data.labels import Label, LabelMap, LabelTable
 from ctviewer.data.layers import LabelLayer
-from ctviewer.imaging.bins import THIN_SECTION_THRESHOLDS, gray_level_bins, luminance, thin_section_table
+from ctviewer.imaging.bins import (PUBLISHED_THRESHOLDS, THIN_SECTION_THRESHOLDS, gray_level_bins, luminance,
+                                   thin_section_table)
 
 PREVIEW_NAME = "gray-level bins (preview)"
 RESULT_NAME = "thin-section classes"
@@ -72,6 +73,13 @@ class GrayBinsDialog(QDialog):
             row.addWidget(box)
             self.thresholds.append(box)
         form.addRow("Thresholds (gray 0–1)", row)
+        self.preset = QComboBox()
+        self.preset.addItems(["Seed defaults (0.25 / 0.40 / 0.60 / 0.75)",
+                              "As the published thin-section labels (… / 0.80)"])
+        self.preset.setToolTip("The published label images were made with 0.80 at the top; "
+                               "this reproduces them exactly")
+        self.preset.activated.connect(self.use_preset)
+        form.addRow("Preset", self.preset)
         layout.addLayout(form)
         self.message = QLabel("")
         self.message.setStyleSheet("color: #c0392b")
@@ -92,6 +100,11 @@ class GrayBinsDialog(QDialog):
         layout.addWidget(self.buttons)
 
     # -- parameters ----------------------------------------------------------------------------
+    def use_preset(self, index: int) -> None:
+        values = (THIN_SECTION_THRESHOLDS, PUBLISHED_THRESHOLDS)[index]
+        for box, value in zip(reversed(self.thresholds), reversed(values)):  # top first: stays increasing
+            box.setValue(value)
+
     @property
     def threshold_values(self) -> tuple[float, ...]:
         return tuple(box.value() for box in self.thresholds)

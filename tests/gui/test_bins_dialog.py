@@ -216,3 +216,15 @@ def test_gray_bins_on_a_volume_say_what_to_use_instead(qtbot):
     qtbot.addWidget(dialog)
     assert "Intensity bins" in dialog.message.text() and not dialog.apply_button.isEnabled()
     assert dialog.apply() is None and len(annotator.study.layers) == 0
+
+
+def test_published_preset_sets_the_top_threshold_to_080(qtbot, photo_annotator):
+    from app.dialogs.bins_dialog import GrayBinsDialog
+    from ctviewer.imaging.bins import PUBLISHED_THRESHOLDS
+
+    dialog = GrayBinsDialog(photo_annotator)
+    qtbot.addWidget(dialog)
+    dialog.use_preset(1)
+    assert dialog.threshold_values == PUBLISHED_THRESHOLDS
+    dialog.use_preset(0)
+    assert dialog.threshold_values[-1] == 0.75
