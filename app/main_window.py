@@ -61,6 +61,7 @@ class MainWindow(QMainWindow):
         self.opener.progress.connect(self._show_progress)
         self.opener.busy.connect(self._set_busy)
         self.opener.choose_series.connect(self._choose_series)
+        self.opener.ask_map_colours.connect(lambda path, reply: reply(self.ask_map_colours(path)))
         WORKER_ERRORS.error.connect(self.show_error)
         self._build_status_bar()
         self._build_menus()
@@ -280,6 +281,15 @@ class MainWindow(QMainWindow):
     # -- labels: questions the user answers (tests replace these) -----------------------------
     def ask_save_path(self, default: Path) -> Path | None:
         return ask_save_path(self, default)
+
+    def ask_map_colours(self, path) -> bool:
+        from PySide6.QtWidgets import QMessageBox
+
+        answer = QMessageBox.question(
+            self, "Colour label image",
+            f"{Path(path).name} is a colour image, not label ids.\n"
+            "Map each colour to a label id (black = background)?")
+        return answer == QMessageBox.StandardButton.Yes
 
     def ask_unsaved(self, names: list[str]) -> str:
         return ask_unsaved(self, names)

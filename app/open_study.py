@@ -11,7 +11,7 @@ from ctviewer.data.layers import LabelLayer
 from ctviewer.data.study import Study
 from ctviewer.errors import InputError
 from ctviewer.io.registry import Loadable, examine
-from ctviewer.workflows.open import load_labels_for, open_loadable
+from ctviewer.workflows.open import attach_found_labels, load_labels_for, open_loadable
 
 
 class StudyOpener(QObject):
@@ -24,6 +24,9 @@ class StudyOpener(QObject):
     #: (descriptions, reply): the window asks the user and calls reply(index or None).
     choose_series = Signal(list, object)
     labels_added = Signal(object)  # LabelLayer
+    #: (path, reply): a label image is in colour; the window asks whether to map colours to ids
+    #: and calls reply(True/False)
+    ask_map_colours = Signal(object, object)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -70,12 +73,25 @@ class StudyOpener(QObject):
         self._run(_open_demo, on_result=self.opened.emit)
 
     # -- label maps --------------------------------------------------------------------------
-    def add_labels(self, study: Study, path: Path) -> None:
+    def add_labels(self, study: Study, path: Path, map_colours: bool = False) -> None:
         def added(layer: LabelLayer) -> None:
             study.layers.append(layer)
+            for warning in getattr(layer.labels, "warnings", []):
+                self.failed.emit(warning)
             self.labels_added.emit(layer)
 
-        self._run(_read_labels, study, path, on_result=added)
+        def failed(exc: Exception) -> None:
+            from ctviewer.io.label_files import ColourLabelsError
+
+            if isinstance(exc, ColourLabelsError) and not map_colours:
+                self.ask_map_colours.emit(path, lambda yes: yes and self.add_labels(study, path, True))
+            else:
+                self._error(exc)
+
+        self.cancel()
+        self.busy.emit(True)
+        self.worker = run_worker(_read_labels, study, path, map_colours, on_result=added, on_error=failed,
+                                 on_progress=self.progress.emit, on_finished=lambda: self.busy.emit(False))
 
 
 # Work functions: run on pool threads, touch no widgets.
@@ -89,11 +105,13 @@ def _load_study(item: Loadable, label_paths: list[Path], progress=None, cancel=N
     study = open_loadable(item, progress=progress, cancel=cancel)
     for path in label_paths:
         study.layers.append(load_labels_for(study, path))
+    if not label_paths:
+        attach_found_labels(study, item.path)
     return study
 
 
-def _read_labels(study: Study, path: Path, progress=None, cancel=None) -> LabelLayer:
-    return load_labels_for(study, path)
+def _read_labels(study: Study, path: Path, map_colours: bool, progress=None, cancel=None) -> LabelLayer:
+    return load_labels_for(study, path, map_colours=map_colours)
 
 
 def _open_demo(progress=None, cancel=None) -> Study:

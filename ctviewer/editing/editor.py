@@ -161,6 +161,20 @@ class LabelEditor:
         ``rules.value_range``) also limits the region to voxels whose image value lies inside.
         """
         value = self._value(value)
+        found = self.fill_region(voxel, plane, value, value_range)
+        if found is None:
+            return None
+        region, filled = found
+        return self._one_step("fill", region, filled, value, use_range=False)
+
+    def fill_region(self, voxel, plane: str | None = "axial", value: int | None = None,
+                    value_range: tuple[float, float] | None = None):
+        """The region a :meth:`fill` would paint, as ``(box, mask of the box)``, or None.
+
+        Only reads the label map, so a GUI can run a big 3D search in a worker and hand the
+        result to :meth:`apply_mask` (``bbox=box``, one undo step) on its own thread.
+        """
+        value = self._value(value)
         arr = self.layer.array
         voxel = tuple(int(v) for v in voxel)
         if any(not 0 <= v < n for v, n in zip(voxel, arr.shape)):
@@ -202,7 +216,7 @@ class LabelEditor:
                 break
             if _volume(cap) <= 8 * _volume(zip(lo, hi)):  # close to the cap: one last, full search
                 lo, hi = [c.start for c in cap], [c.stop for c in cap]
-        return self._one_step("fill", region, filled, value, use_range=False)
+        return region, filled
 
     def polygon(self, plane: str, slice_index: int, points, value: int | None = None) -> tuple | None:
         """Fill the polygon (lasso) with vertices (row, col) along the plane's row/col axes."""

@@ -26,15 +26,42 @@ def open_study(path: str | Path, label_paths=(), series: int = 0, progress: Prog
     study = open_loadable(items[series], progress=progress, cancel=cancel)
     for label_path in label_paths:
         study.layers.append(load_labels_for(study, Path(label_path)))
+    if not label_paths:
+        attach_found_labels(study, items[series].path)
     return study
 
 
-def load_labels_for(study: Study, path: str | Path) -> LabelLayer:
-    """A label map file as a layer of ``study``; refused (not resampled) when grids differ."""
+def attach_found_labels(study: Study, image_path: str | Path) -> LabelLayer | None:
+    """Open the label file that belongs to the image, if there is one (the seed layout
+    ``images_prepped_train/x.png`` -> ``annotations_prepped_train/x.png``, or ``NAME_labels.*``).
+
+    A found file that does not fit is not an error of the opening: it becomes a warning of the
+    image, and the image opens without it.
+    """
+    from ctviewer.io.label_files import find_label_file
+
+    found = find_label_file(image_path) if Path(image_path).is_file() else None
+    if found is None:
+        return None
+    try:
+        layer = load_labels_for(study, found)
+    except InputError as exc:
+        study.image.warnings.append(f"labels found beside the image were not opened: {exc}")
+        return None
+    study.layers.append(layer)
+    return layer
+
+
+def load_labels_for(study: Study, path: str | Path, map_colours: bool = False) -> LabelLayer:
+    """A label map file as a layer of ``study``; refused (not resampled) when grids differ.
+
+    A colour (RGB) label image is refused with :class:`~ctviewer.io.label_files.ColourLabelsError`
+    unless ``map_colours`` (each colour becomes one label id).
+    """
     from ctviewer.io.label_files import read_label_map
 
     path = Path(path)
-    labels = read_label_map(path)
+    labels = read_label_map(path, map_colours=map_colours)
     vol = labels.volume
     if not study.image.is_photo:
         vol = to_canonical(vol)
@@ -46,6 +73,8 @@ def load_labels_for(study: Study, path: str | Path) -> LabelLayer:
                          f"(label spacing {tuple(round(s, 3) for s in vol.spacing[::-1])} mm, "
                          f"image {tuple(round(s, 3) for s in study.image.spacing[::-1])} mm)", path)
     labels.volume = vol
+    if getattr(labels, "warnings", None):
+        study.image.warnings.extend(labels.warnings)
     return LabelLayer(labels, name=path.name.split(".")[0] or "labels")
 
 

@@ -304,3 +304,17 @@ def test_killed_mid_edit_the_reopened_image_offers_the_strokes_back(window, qtbo
     restored = window.study.layers.by_kind("labels")[-1]
     np.testing.assert_array_equal(restored.array, np.load(expected))
     assert window.annotator.layer is restored and window.annotator.editor.modified
+
+
+def test_3d_fill_runs_in_a_worker_and_is_one_undo_step(window, ct_study, qtbot):
+    axial = open_study(window, ct_study, qtbot)
+    layer = ct_study.layers[-1]
+    layer.array[:, 10:20, 10:20] = 2              # a column through all slices
+    window.annotator.set_label(1)
+    window.annotator.update_settings(fill_3d=True)
+    key(window, "F")
+    send_click(axial, widget_pos(axial, (axial.slice_index, 15, 15)))
+    qtbot.waitUntil(lambda: (layer.array == 1).any(), timeout=10000)
+    assert (layer.array[:, 10:20, 10:20] == 1).all() and (layer.array == 2).sum() == 0
+    key(window, "Ctrl+Z")
+    assert (layer.array[:, 10:20, 10:20] == 2).all()
