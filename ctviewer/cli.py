@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 bad input (one line on stderr naming the file and the r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -33,7 +34,28 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.add_argument("--series", type=int, default=None,
                       help="describe only this series (index as listed); default: all, loading the first")
+    _add_labels_parser(sub)
     return parser
+
+
+def _add_labels_parser(sub) -> None:
+    labels = sub.add_parser("labels", help="label maps: statistics per label, conversion between formats")
+    actions = labels.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    stats = actions.add_parser("stats", help="per label: voxels, volume (ml), mean and sd of the image, "
+                                             "fraction of the image (%%)")
+    stats.add_argument("image", type=Path, help="the image (file or DICOM folder)")
+    stats.add_argument("labels", type=Path, help="its label map, on the same grid")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of text")
+    convert = actions.add_parser("convert", help="save a label map in another format, names and colours kept: "
+                                                 ".nii/.nii.gz (+ .labels.json), .nrrd/.seg.nrrd, .png, .npy, "
+                                                 ".dcm (DICOM-SEG)")
+    convert.add_argument("input", type=Path)
+    convert.add_argument("output", type=Path)
+    convert.add_argument("--reference", type=Path, default=None,
+                         help="the image the labels belong to (checked to be on its grid); for .dcm, the "
+                              "DICOM series the DICOM-SEG refers to")
+    convert.add_argument("--map-colours", action="store_true",
+                         help="read a colour (RGB) label image by giving each colour an id")
 
 
 def describe(path: Path, series: int | None = None) -> dict:
@@ -107,7 +129,80 @@ def cmd_info(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"info": cmd_info}
+def cmd_labels(args) -> int:
+    return {"stats": cmd_labels_stats, "convert": cmd_labels_convert}[args.action](args)
+
+
+def cmd_labels_stats(args) -> int:
+    from ctviewer.imaging.label_stats import label_statistics, statistics_table
+    from ctviewer.workflows.open import open_study
+
+    with _colour_hint():  # the labels go through load_labels_for: another grid is refused
+        study = open_study(args.image, [args.labels])
+    layer = study.layers.by_kind("labels")[0]
+    stats = label_statistics(study.image, layer.labels)
+    if args.json:
+        print(json.dumps({"image": str(args.image), "labels": str(args.labels),
+                          "statistics": [s.as_dict() for s in stats], "warnings": layer.labels.warnings},
+                         indent=2))
+    else:
+        print(statistics_table(stats))
+        for warning in layer.labels.warnings:
+            print(f"ctviewer: warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_labels_convert(args) -> int:
+    from ctviewer.io.label_files import format_suffix, read_label_map, table_sidecar
+    from ctviewer.io.registry import read_volume
+    from ctviewer.io.writers import LABEL_SUFFIXES, write_label_map
+
+    suffix = format_suffix(args.output)
+    if suffix not in LABEL_SUFFIXES:
+        raise InputError(f"cannot save labels as '{suffix or args.output.name}': use one of "
+                         f"{', '.join(LABEL_SUFFIXES)}", args.output)
+    if suffix == ".dcm" and args.reference is None:
+        raise InputError("saving a DICOM-SEG needs --reference: the DICOM series the labels were drawn on",
+                         args.output)
+    with _colour_hint():
+        labels = read_label_map(args.input, map_colours=args.map_colours)
+    image = None
+    if args.reference is not None:
+        image = read_volume(args.reference)  # in display orientation, as the labels were read
+        _check_same_grid(labels.volume, image, args.input)
+    written = write_label_map(labels, args.output, image=image)
+    for warning in labels.warnings:
+        print(f"ctviewer: warning: {warning}", file=sys.stderr)
+    z, y, x = labels.volume.shape
+    where = {".nrrd": "names and colours in its header", ".seg.nrrd": "names and colours in its header",
+             ".dcm": "DICOM-SEG, names and colours in its segments"}
+    where = where.get(suffix, f"table {table_sidecar(written)}")
+    print(f"wrote {written}: {len(labels.table)} labels on {x} x {y} x {z} voxels ({where})")
+    return EXIT_OK
+
+
+def _check_same_grid(labels, image, path: Path) -> None:
+    """The labels must cover the image's voxels exactly (as workflows.open.load_labels_for asks)."""
+    if labels.shape != image.shape:
+        raise InputError(f"label map is {labels.shape[::-1]} voxels (x, y, z) but the reference image is "
+                         f"{image.shape[::-1]}; refusing to resample silently", path)
+    if not image.is_photo and not image.same_grid(labels):
+        raise InputError("label map has the reference image's size but another position or spacing", path)
+
+
+@contextlib.contextmanager
+def _colour_hint():
+    """Add the command-line way out to the message about a colour (RGB) label image."""
+    from ctviewer.io.label_files import ColourLabelsError
+
+    try:
+        yield
+    except ColourLabelsError as exc:
+        raise ColourLabelsError(f"{exc.reason} (ctviewer labels convert IN OUT.png --map-colours)",
+                                exc.path) from exc
+
+
+COMMANDS = {"info": cmd_info, "labels": cmd_labels}
 
 
 def run_guarded(fn) -> int:

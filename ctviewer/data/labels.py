@@ -1,12 +1,15 @@
 """Label maps and their tables of names and colours.
 
 A :class:`LabelMap` is a ``uint8``/``uint16`` array on the grid of its image with a
-:class:`LabelTable` (id, name, colour, visible, locked). Tables read and write ITK-SNAP label
-description files, so names and colours survive a round trip through other tools.
+:class:`LabelTable` (id, name, colour, visible, locked, opacity). Tables are saved as ctviewer's
+JSON label table (every field kept; the sidecar ``NAME.labels.json`` of a label map) or as an
+ITK-SNAP label description file (``.txt`` / ``.label``; no ``locked``), so names and colours
+survive a round trip through other tools.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,14 +159,116 @@ class LabelTable:
             labels.append(Label(idx, name, (r, g, b), visible=bool(vis), opacity=min(max(alpha, 0.0), 1.0)))
         return cls(labels)
 
+    # -- ctviewer JSON label tables ----------------------------------------------------------
+    def to_json(self) -> str:
+        """ctviewer's JSON label table, one label a line (easy to read, edit and diff)."""
+        labels = [json.dumps({"id": lab.id, "name": lab.name, "colour": [int(c) for c in lab.colour],
+                              "visible": bool(lab.visible), "locked": bool(lab.locked),
+                              "opacity": round(float(lab.opacity), 4)}, ensure_ascii=False) for lab in self]
+        head = json.dumps({"format": JSON_FORMAT, "version": JSON_VERSION})[:-1]
+        body = "\n" + ",\n".join("  " + line for line in labels) + "\n" if labels else ""
+        return head + f', "labels": [{body}]}}\n'
+
+    @classmethod
+    def from_json(cls, text: str, path: str | Path | None = None) -> "LabelTable":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"label table is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}",
+                             path) from exc
+        if not isinstance(data, dict) or data.get("format") != JSON_FORMAT:
+            raise InputError(f'not a ctviewer label table (expected "format": "{JSON_FORMAT}")', path)
+        version = data.get("version")
+        if not isinstance(version, int) or isinstance(version, bool) or version > JSON_VERSION:
+            raise InputError(f"label table version {version!r} is not one this ctviewer reads "
+                             f"(1..{JSON_VERSION})", path)
+        if not isinstance(data.get("labels"), list):
+            raise InputError('label table has no "labels" list', path)
+        labels: dict[int, Label] = {}
+        for n, item in enumerate(data["labels"]):
+            lab = _label_from_json(item, f"labels[{n}]", path)
+            if lab.id in labels:
+                raise InputError(f"labels[{n}]: id {lab.id} appears twice", path)
+            if lab.id != 0:  # 0 is background, never a label (as in ITK-SNAP files)
+                labels[lab.id] = lab
+        return cls(list(labels.values()))
+
+    # -- files -------------------------------------------------------------------------------
     @classmethod
     def read(cls, path: str | Path) -> "LabelTable":
+        """A table from ctviewer JSON (``.json``) or an ITK-SNAP label description (other suffixes)."""
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
             raise InputError(f"cannot read label table: {exc.strerror}", path) from exc
+        if path.suffix.lower() == ".json":
+            return cls.from_json(text, path)
         return cls.from_itksnap(text, path)
+
+    def write(self, path: str | Path) -> Path:
+        """Save atomically: ``.json`` as ctviewer JSON, ``.txt`` / ``.label`` as ITK-SNAP."""
+        from ctviewer.io.atomic import atomic_write_text
+
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            atomic_write_text(path, self.to_json())
+        elif suffix in (".txt", ".label"):
+            atomic_write_text(path, self.to_itksnap())
+        else:
+            raise InputError(f"cannot save a label table as '{suffix or path.name}': "
+                             "use .json (ctviewer) or .txt / .label (ITK-SNAP)", path)
+        return path
+
+
+JSON_FORMAT = "ctviewer-label-table"
+JSON_VERSION = 1
+
+
+def _label_from_json(item, where: str, path) -> Label:
+    """One label of a JSON table, every field checked so a broken file names what is wrong."""
+    if not isinstance(item, dict):
+        raise InputError(f"{where} must be an object like {{\"id\": 1, \"name\": ..., \"colour\": [r, g, b]}}",
+                         path)
+
+    def whole(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    label_id = item.get("id")
+    if not whole(label_id) or not 0 <= label_id <= 65535:
+        raise InputError(f"{where}.id must be a whole number 0..65535, got {label_id!r}", path)
+    name = item.get("name", f"Label {label_id}")
+    if not isinstance(name, str):
+        raise InputError(f"{where}.name must be text, got {name!r}", path)
+    colour = item.get("colour", item.get("color", list(default_colour(label_id))))
+    if not (isinstance(colour, list) and len(colour) == 3 and all(whole(c) and 0 <= c <= 255 for c in colour)):
+        raise InputError(f"{where}.colour must be three whole numbers 0..255, got {colour!r}", path)
+    flags = {}
+    for key, default in (("visible", True), ("locked", False)):
+        flags[key] = item.get(key, default)
+        if not isinstance(flags[key], bool):
+            raise InputError(f"{where}.{key} must be true or false, got {flags[key]!r}", path)
+    opacity = item.get("opacity", 1.0)
+    if isinstance(opacity, bool) or not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
+        raise InputError(f"{where}.opacity must be a number 0..1, got {opacity!r}", path)
+    return Label(label_id, name, tuple(colour), visible=flags["visible"], locked=flags["locked"],
+                 opacity=float(opacity))
+
+
+def present_ids(array: np.ndarray) -> list[int]:
+    """The label ids (0 included) that occur in ``array``, counted in slabs so that a large
+    uint16 map does not need a 64-bit copy of itself (np.bincount casts to intp)."""
+    if array.size == 0:
+        return []
+    if array.dtype not in (np.uint8, np.uint16):
+        return [int(v) for v in np.unique(array)]
+    seen = np.zeros(256 if array.dtype == np.uint8 else 65536, dtype=bool)
+    step = max(1, 8_000_000 // max(1, array[0].size))
+    for start in range(0, array.shape[0], step):
+        counts = np.bincount(array[start:start + step].ravel())
+        seen[: counts.size] |= counts > 0
+    return [int(v) for v in np.flatnonzero(seen)]
 
 
 @dataclass
@@ -172,6 +277,8 @@ class LabelMap:
 
     volume: Volume
     table: LabelTable = field(default_factory=LabelTable)
+    #: What the user should know about how this was read (ids missing from the table, ...).
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.volume.array.dtype not in (np.uint8, np.uint16):
@@ -182,11 +289,26 @@ class LabelMap:
             dtype = np.uint8 if (arr.size == 0 or arr.max() < 256) else np.uint16
             self.volume = self.volume.with_array(arr.astype(dtype))
         if len(self.table) == 0:
-            self.table = LabelTable.for_ids(np.unique(self.volume.array))
+            self.table = LabelTable.for_ids(present_ids(self.volume.array))
 
     @property
     def array(self) -> np.ndarray:
         return self.volume.array
+
+    def add_missing_labels(self, source: str = "") -> list[int]:
+        """Give ids that occur in the array but not in the table a "Label N" entry, and say so
+        in :attr:`warnings` (one line naming ``source`` and the ids). Returns the ids added."""
+        missing = [i for i in present_ids(self.array) if i != 0 and i not in self.table]
+        for label_id in missing:
+            self.table.add(label_id)
+        if missing:
+            shown = ", ".join(str(i) for i in missing[:10])
+            if len(missing) > 10:
+                shown += f" and {len(missing) - 10} more"
+            many = len(missing) > 1
+            self.warnings.append(f"{source + ': ' if source else ''}label id{'s' * many} {shown} "
+                                 f"{'are' if many else 'is'} not in its label table; added as 'Label N'")
+        return missing
 
     @classmethod
     def empty_like(cls, image: Volume, table: LabelTable | None = None) -> "LabelMap":

@@ -1,8 +1,13 @@
-"""Atomic saves: the user's file is either the old one or the complete new one, never half."""
+"""Atomic saves: the user's file is either the old one or the complete new one, never half.
+
+A save that cannot happen (read-only folder, disk full) is the user's to fix, so it becomes an
+:class:`InputError` naming the place; the temporary file never stays behind.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -23,8 +28,8 @@ def atomic_path(target: str | Path):
     suffix = "".join(target.suffixes)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".part{suffix}", dir=folder)
-    except PermissionError as exc:
-        raise InputError("folder is read-only; nothing was written", folder) from exc
+    except OSError as exc:
+        raise _cannot_save(exc, target) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -32,9 +37,18 @@ def atomic_path(target: str | Path):
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, target)
+    except OSError as exc:  # raised by the writer (disk full) or by the rename: the user's to fix
+        raise _cannot_save(exc, target) from exc
     finally:
-        if tmp_path.exists():
+        with contextlib.suppress(OSError):
             tmp_path.unlink()
+
+
+def _cannot_save(exc: OSError, target: Path) -> InputError:
+    if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        folder = target.parent if str(target.parent) else Path(".")
+        return InputError(f"cannot save here: {folder} is read-only (permission denied)", target)
+    return InputError(f"cannot save: {exc.strerror or exc}", target)
 
 
 def atomic_write_bytes(target: str | Path, data: bytes) -> None:

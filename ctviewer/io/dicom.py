@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ctviewer.data.volume import Volume
 from ctviewer.errors import InputError
+from ctviewer.io.dicom_seg import SEG_SOP_CLASSES
 from ctviewer.io.registry import Loadable
 from ctviewer.progress import CancelToken, Progress
 
@@ -49,6 +50,8 @@ class DicomReader:
         if header.is_dicomdir:
             raise InputError("this is a DICOMDIR (the index of a DICOM disc); open the folder "
                              "that holds the images instead", path)
+        if header.sop_class in SEG_SOP_CLASSES:
+            return [_segmentation_loadable(path)]
         _check_image(header)
         return [_loadable(path, [header], name=path.name)]
 
@@ -69,8 +72,8 @@ class DicomReader:
                 continue
             if header is None or header.is_dicomdir:
                 continue
-            if not header.has_image:
-                no_image.append(header)
+            if not header.has_image or header.sop_class in SEG_SOP_CLASSES:
+                no_image.append(header)  # a DICOM-SEG is labels over a series, not a series to view
                 continue
             # a multi-frame file is a series of its own
             key = str(value(header.dataset, "SeriesInstanceUID", "") or "") if header.frame_count == 1 else ""
@@ -134,14 +137,26 @@ def _loadable(path: Path, headers: list, name: str) -> Loadable:
     description = f"{meta['modality']} {title}".strip() + f" — {n} {'slice' if n == 1 else 'slices'}"
 
     def load(progress: Progress | None = None, cancel: CancelToken | None = None) -> Volume:
-        for header in {id(f.header): f.header for f in frames}.values():
+        used = list({id(f.header): f.header for f in frames}.values())
+        for header in used:
             _check_image(header)
-        return load_series(frames, title, path, warnings, dict(meta), progress, cancel)
+        # the files the voxels came from: a DICOM-SEG of labels drawn on them references them
+        volume_meta = dict(meta, dicom_files=[str(h.path) for h in used])
+        return load_series(frames, title, path, warnings, volume_meta, progress, cancel)
 
     confident = not any(h.forced for h in headers)
     return Loadable(path=path, description=description, format="dicom",
                     confidence=CONFIDENCE if confident else CONFIDENCE_NO_PREAMBLE, load=load,
                     n_slices=n, warnings=list(warnings), meta=meta)
+
+
+def _segmentation_loadable(path: Path) -> Loadable:
+    """A DICOM-SEG opened on its own: its label map, shown as a volume of ids."""
+    from ctviewer.io.dicom_seg import read_dicom_seg
+
+    return Loadable(path=path, description=f"{path.name} — DICOM segmentation", format="dicom-seg",
+                    confidence=CONFIDENCE, load=lambda progress=None, cancel=None: read_dicom_seg(path).volume,
+                    meta={"label_map": True})
 
 
 def _meta(frames, headers) -> dict:

@@ -10,12 +10,15 @@ suffix                           what is written
                                  modality) beside it
 ``.png``                         one-slice photo (RGB uint8) or grey / index image (uint8,
                                  uint16)
+``.dcm`` (label maps only)       DICOM-SEG referencing the DICOM series the image came from
+                                 (:mod:`ctviewer.io.dicom_seg`)
 ===============================  ==========================================================
 
 Label names and colours: a ``.nrrd`` / ``.seg.nrrd`` holds them in its header (any ``.nrrd``
-written with a ``label_table`` becomes a segmentation). Every other format gets one ITK-SNAP
-label description file beside it, ``NAME.label.txt`` (``liver.nii.gz`` -> ``liver.label.txt``),
-which ITK-SNAP opens and :func:`read_label_map` reads back.
+written with a ``label_table`` becomes a segmentation), a DICOM-SEG in its segment descriptions.
+Every other format gets ctviewer's JSON label table beside it, ``NAME.labels.json``
+(``liver.nii.gz`` -> ``liver.labels.json``), which :func:`read_label_map` reads back (it also
+reads an ITK-SNAP ``NAME.label.txt`` there, as older ctviewer versions wrote).
 
 Every file is written to a temporary name and renamed over the target when complete
 (:func:`ctviewer.io.atomic.atomic_path`), so a crash never leaves half a file.
@@ -28,24 +31,29 @@ from pathlib import Path
 from ctviewer.data.labels import LabelMap, LabelTable
 from ctviewer.data.volume import Volume
 from ctviewer.errors import InputError
-from ctviewer.io.atomic import atomic_path, atomic_write_text
+from ctviewer.io.atomic import atomic_path
 from ctviewer.io.label_files import base_name, format_suffix, read_label_map, table_sidecar
 
 SUPPORTED_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".seg.nrrd", ".npy", ".png")
+#: What a label map can be saved as: the above, and DICOM-SEG when its image came from DICOM.
+LABEL_SUFFIXES = SUPPORTED_SUFFIXES + (".dcm",)
 
-__all__ = ["SUPPORTED_SUFFIXES", "read_label_map", "write_label_map", "write_volume"]
+__all__ = ["LABEL_SUFFIXES", "SUPPORTED_SUFFIXES", "read_label_map", "write_label_map", "write_volume"]
 
 
 def write_volume(volume: Volume, path: str | Path, label_table: LabelTable | None = None) -> Path:
     """Write ``volume`` to ``path`` in the format its suffix names; returns the path written.
 
     With ``label_table`` the volume is a label map: NRRD keeps the table inside, the other formats
-    get ``NAME.label.txt`` beside the file.
+    get ``NAME.labels.json`` beside the file.
     """
     from ctviewer.io import nifti, nrrd_io, numpy_io, photo
 
     path = Path(path)
     suffix = format_suffix(path)
+    if suffix == ".dcm":
+        raise InputError("only a label map can be saved as DICOM (a DICOM-SEG); save an image as "
+                         ".nii.gz or .nrrd", path)
     if suffix not in SUPPORTED_SUFFIXES:
         raise InputError(f"cannot save as '{suffix or path.name}': use one of "
                          f"{', '.join(SUPPORTED_SUFFIXES)}", path)
@@ -61,10 +69,20 @@ def write_volume(volume: Volume, path: str | Path, label_table: LabelTable | Non
         else:
             photo.write_png(volume, tmp)
     if label_table is not None and suffix not in (".nrrd", ".seg.nrrd"):
-        atomic_write_text(table_sidecar(path), label_table.to_itksnap())
+        label_table.write(table_sidecar(path))
     return path
 
 
-def write_label_map(labels: LabelMap, path: str | Path) -> Path:
-    """Write a label map and its table (see the module docstring for where the table goes)."""
+def write_label_map(labels: LabelMap, path: str | Path, image: Volume | None = None) -> Path:
+    """Write a label map and its table (see the module docstring for where the table goes).
+
+    ``.dcm`` writes a DICOM-SEG and needs ``image``, the DICOM image the labels were drawn on.
+    """
+    path = Path(path)
+    if format_suffix(path) == ".dcm":
+        from ctviewer.io.dicom_seg import NEEDS_DICOM, write_dicom_seg
+
+        if image is None:
+            raise InputError(NEEDS_DICOM, path)
+        return write_dicom_seg(labels, image, path)
     return write_volume(labels.volume, path, label_table=labels.table)

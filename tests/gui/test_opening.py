@@ -57,13 +57,15 @@ def test_mismatched_label_map_is_refused_and_app_goes_on(window, qtbot, ct_pair,
     nib.save(nib.Nifti1Image(np.zeros((5, 5, 5), np.uint8), np.eye(4)), wrong)
     with qtbot.waitSignal(window.opener.opened, timeout=20000):
         window.open_paths([ct_pair[0]])
+    # the image opened with its own ct_labels.nii.gz, found beside it
+    assert [layer.name for layer in window.study.layers.by_kind("labels")] == ["ct_labels"]
     with qtbot.waitSignal(window.opener.failed, timeout=20000) as blocker:
         window.opener.add_labels(window.study, wrong)
     message = blocker.args[0]
     assert "wrong.nii.gz" in message and "refusing to resample" in message
     assert "\n" not in message
     assert "wrong.nii.gz" in window.statusBar().currentMessage()
-    assert window.study.layers.by_kind("labels") == []   # nothing half-added
+    assert len(window.study.layers.by_kind("labels")) == 1   # nothing half-added
 
 
 def test_bad_file_gives_one_line_and_window_survives(window, qtbot, tmp_path, ct_pair):
@@ -156,6 +158,10 @@ def test_photo_opens_in_true_colour_single_view(window, qtbot, shared_data):
     assert window.viewer.layout_name == "single"
     axial = window.viewer.views["axial"]
     assert axial.isVisible() and not window.viewer.views["coronal"].isVisible()
+    # its class labels (thin_sections/labels/1.png beside images/) came with it; hide them to see the photo
+    found = window.study.layers.by_kind("labels")
+    assert len(found) == 1 and found[0].labels.volume.source.endswith("labels/1.png")
+    found[0].visible = False
     axial.reset_view()
     qtbot.wait(20)
     # probe the screen: the photo's mean colour and the shown pixels' mean colour agree

@@ -108,7 +108,7 @@ def test_label_map_round_trip_through_every_format(tmp_path):
         assert np.array_equal(back.array, labels) and back.volume.same_grid(grid), name
         assert [(lab.id, lab.colour) for lab in back.table] == [(2, (10, 20, 30)), (7, (200, 100, 0))], name
         assert back.table[2].name == "T12" and back.volume.modality == ""
-    assert table_sidecar(tmp_path / "l.nii.gz").name == "l.label.txt"
+    assert table_sidecar(tmp_path / "l.nii.gz").name == "l.labels.json"
 
 
 def test_label_png_round_trip(tmp_path):
@@ -116,7 +116,7 @@ def test_label_png_round_trip(tmp_path):
     table = LabelTable.for_ids(range(1, 6))
     back = read_label_map(write_volume(labels, tmp_path / "mask.png", label_table=table))
     assert np.array_equal(back.array, labels.array) and len(back.table) == 5
-    assert (tmp_path / "mask.label.txt").is_file()
+    assert (tmp_path / "mask.labels.json").is_file()
 
 
 def test_unknown_suffix_lists_the_supported_ones(tmp_path):
