@@ -318,3 +318,45 @@ def test_3d_fill_runs_in_a_worker_and_is_one_undo_step(window, ct_study, qtbot):
     assert (layer.array[:, 10:20, 10:20] == 1).all() and (layer.array == 2).sum() == 0
     key(window, "Ctrl+Z")
     assert (layer.array[:, 10:20, 10:20] == 2).all()
+
+
+def test_edits_rebuild_the_3d_label_surfaces_once_painting_pauses(window, ct_study, qtbot):
+    class Fake3D:
+        def __init__(self):
+            self.shown = []
+
+        def set_labels(self, labels):
+            self.shown.append(labels)
+
+    open_study(window, ct_study, qtbot)
+    fake = Fake3D()
+    window.viewer.view3d = fake
+    window.viewer._surfaces_timer.setInterval(50)
+    editor = window.annotator.editor
+    for n in range(5):
+        editor.dab((5, 30, 30 + n), 3, "px", "axial", value=1)
+    qtbot.waitUntil(lambda: bool(fake.shown), timeout=3000)
+    qtbot.wait(150)
+    assert fake.shown == [ct_study.layers[-1].labels]      # one rebuild for the whole burst
+    window.viewer.view3d = None
+
+
+def test_colour_label_png_is_offered_a_mapping_to_ids(window, qtbot, tmp_path):
+    from PIL import Image
+
+    photo = np.zeros((20, 30, 3), np.uint8) + 90
+    Image.fromarray(photo).save(tmp_path / "rock.png")
+    colours = np.zeros((20, 30, 3), np.uint8)
+    colours[:10] = (30, 110, 255)                      # top half blue (porosity), bottom black
+    Image.fromarray(colours).save(tmp_path / "rock_classes.png")
+    asked = []
+    window.ask_map_colours = lambda path: asked.append(path) or True
+    with qtbot.waitSignal(window.opener.opened, timeout=20000):
+        window.open_paths([tmp_path / "rock.png"])
+    with qtbot.waitSignal(window.opener.labels_added, timeout=20000) as blocker:
+        window.opener.add_labels(window.study, tmp_path / "rock_classes.png")
+    layer = blocker.args[0]
+    assert asked and asked[0].name == "rock_classes.png"
+    ids = layer.array[0]
+    assert len(np.unique(ids[:10])) == 1 and ids[0, 0] != 0 and (ids[10:] == 0).all()
+    assert layer.labels.table[int(ids[0, 0])].colour == (30, 110, 255)
