@@ -117,6 +117,7 @@ class MprViewer(QWidget):
                 cols[n % 2].addWidget(panels[key])
             for col in cols:
                 root.addWidget(col)
+            self._equalize = True
         elif name == "one_plus_two":
             big = self.focus if self.focus in panels else "axial"
             small = [k for k in ("axial", "coronal", "sagittal", "3d") if k != big and k in panels][:2]
@@ -135,6 +136,19 @@ class MprViewer(QWidget):
         self._root = root
         self.layout_name = name
         self.layout_changed.emit(name)
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)
+        # a new grid starts with equal quarters (size hints would give the 3D toolbar's column most
+        # of the width); after that the user's splitter positions stay
+        if getattr(self, "_equalize", False) and self.width() > 100 and self._root is not None:
+            self._equalize = False
+            half = self.width() // 2
+            self._root.setSizes([half, half])
+            for n in range(self._root.count()):
+                col = self._root.widget(n)
+                if isinstance(col, QSplitter):
+                    col.setSizes([self.height() // 2] * 2)
 
     def reset_views(self) -> None:
         for view in self.views.values():

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -61,11 +62,18 @@ class _Toolbar(QWidget):
         self.iso.setRange(-1e6, 1e6)
         self.iso.setSingleStep(50.0)
         self.iso.setToolTip("Isosurface value (HU for CT)")
-        self.reset = QPushButton("Reset view")
-        self.save = QPushButton("Save screenshot…")
+        self.reset = QPushButton("Reset")
+        self.reset.setToolTip("Reset the 3D view")
+        self.save = QPushButton("Save…")
+        self.save.setToolTip("Save a screenshot of the 3D view")
         self.status = QLabel()
+        # the panel shares the window with docks: the status line may be cut, never widen the panel
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
+        for combo in (self.mode, self.preset):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
         for w in (self.mode, self.preset, QLabel("Iso:"), self.iso, self.reset, self.save):
             layout.addWidget(w)
         layout.addWidget(self.status, 1)
