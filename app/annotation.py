@@ -56,6 +56,7 @@ class Annotator(QObject):
         self.study: Study | None = None
         self.layer: LabelLayer | None = None
         self._editors: dict[int, LabelEditor] = {}
+        self._edit_slots: dict[int, object] = {}   # id(layer) -> what its editor's `edited` calls
         self._label = 1
         self.tool = "navigate"
         self.settings = BrushSettings()
@@ -67,6 +68,7 @@ class Annotator(QObject):
             self.study.layers.events.inserted.disconnect(self._on_layer_inserted)
         self.study = study
         self._editors.clear()
+        self._edit_slots.clear()
         if study is not None:
             study.layers.events.removed.connect(self._on_layer_removed)
             study.layers.events.inserted.connect(self._on_layer_inserted)
@@ -87,7 +89,7 @@ class Annotator(QObject):
     def _on_layer_removed(self, index: int, layer) -> None:
         editor = self._editors.pop(id(layer), None)
         if editor is not None:
-            editor.edited.disconnect(editor._annotator_slot)
+            editor.edited.disconnect(self._edit_slots.pop(id(layer)))
             editor.history.changed.disconnect(self._on_history)
         if layer is self.layer:
             rest = self.study.layers.by_kind("labels") if self.study is not None else []
@@ -99,8 +101,8 @@ class Annotator(QObject):
             editor = LabelEditor(layer, self.study.image)
             editor.rules = self.settings.rules()
             editor.label = self._label
-            editor._annotator_slot = partial(self._on_edited, layer)
-            editor.edited.connect(editor._annotator_slot)
+            self._edit_slots[id(layer)] = partial(self._on_edited, layer)
+            editor.edited.connect(self._edit_slots[id(layer)])
             editor.history.changed.connect(self._on_history)
             self._editors[id(layer)] = editor
         return editor

@@ -21,21 +21,14 @@ from ctviewer.data.labels import LabelMap
 from ctviewer.data.layers import LabelLayer
 from ctviewer.data.study import Study
 from ctviewer.errors import InputError
+from ctviewer.io.label_files import format_suffix
+from ctviewer.io.writers import LABEL_SUFFIXES, write_label_map
 from ctviewer.workflows.recovery import Autosaver, LabelRecovery, RecoveredLabels, find_recoveries, restore
-
-WRITABLE = (".nii", ".nii.gz", ".nrrd", ".seg.nrrd", ".npy", ".png", ".dcm")
 
 
 def _save_copy(labels: LabelMap, path: Path, image, progress=None, cancel=None) -> Path:
     """Worker: write ``labels`` (a private copy) to ``path`` in the format its suffix names."""
-    if path.name.lower().endswith(".dcm"):
-        from ctviewer.io.dicom_seg import write_dicom_seg
-
-        write_dicom_seg(labels, image, path)
-        return path
-    from ctviewer.io.writers import write_label_map
-
-    return write_label_map(labels, path)
+    return write_label_map(labels, path, image=image)
 
 
 class LabelKeeper(QObject):
@@ -153,7 +146,7 @@ class LabelKeeper(QObject):
     # -- saving ----------------------------------------------------------------------------------
     def path_of(self, layer: LabelLayer) -> Path | None:
         path = self.paths.get(id(layer))
-        if path is not None and any(path.name.lower().endswith(s) for s in WRITABLE):
+        if path is not None and format_suffix(path) in LABEL_SUFFIXES:
             return path
         return None
 

@@ -31,6 +31,12 @@ def label_outline(labels: np.ndarray) -> np.ndarray:
     return np.where(edge, labels, 0).astype(labels.dtype)
 
 
+def _lut_size(layer: LabelLayer) -> int:
+    """Entries of a label layer's colour table: every id its dtype can hold (a uint16 map after an
+    id above 255 was painted needs the long table, and a redraw with it)."""
+    return 256 if layer.array.dtype == np.uint8 else 65536
+
+
 def heatmap_lut(name: str) -> np.ndarray:
     """256-entry RGBA table of a named colour map (pyqtgraph's bundled maps; no network)."""
     cmap = pg.colormap.get(name) if name in pg.colormap.listMaps() else pg.colormap.get("inferno")
@@ -112,8 +118,7 @@ class OverlayItems:
         if item is None or not layer.visible:
             return
         shown = slicing.extract(layer.array, self.orientation, 0).shape[:2]
-        if bbox is None or item.lut is None or item.rgba.shape[:2] != shown or len(item.lut) != (
-                256 if layer.array.dtype == np.uint8 else 65536):
+        if bbox is None or item.lut is None or item.rgba.shape[:2] != shown or len(item.lut) != _lut_size(layer):
             self._draw_labels(layer, item)
         else:
             self._draw_label_region(layer, item, bbox)
@@ -134,8 +139,7 @@ class OverlayItems:
 
     # -- per kind ----------------------------------------------------------------------------
     def _lut(self, layer: LabelLayer) -> np.ndarray:
-        size = 256 if layer.array.dtype == np.uint8 else 65536
-        return layer.labels.table.lut(size)
+        return layer.labels.table.lut(_lut_size(layer))
 
     def _draw_labels(self, layer: LabelLayer, item: LabelSliceItem) -> None:
         item.setVisible(layer.visible)

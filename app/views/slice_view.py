@@ -295,10 +295,10 @@ class SliceView(pg.GraphicsView):
         radii = None
         if self.painter is not None and self.box.paint_mode and self.study is not None:
             radii = self.painter.brush_radii_mm(self.orientation, self.study.image.spacing)
-        if radii is None or self.plane_point(pos) is None:
+        at = self.plane_point(pos) if radii is not None else None
+        if at is None:
             self.brush_outline.hide()
             return
-        at = self.plane_point(pos)
         x, y = self.scene_xy(at)
         ry, rx = radii
         self.brush_outline.setRect(QRectF(x - rx, y - ry, 2 * rx, 2 * ry))
