@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import sys
@@ -17,6 +18,11 @@ from pathlib import Path
 from ctviewer.errors import InputError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+#: Verbs that live in a module of their own under ctviewer/commands/: each module has
+#: ``add_parser(subparsers)`` (registering the verb under this name) and ``run(args) -> int``.
+#: Their heavy imports (Keras, TensorFlow) happen inside ``run``, so ``ctviewer info`` stays fast.
+VERB_MODULES: dict[str, str] = {}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--series", type=int, default=None,
                       help="describe only this series (index as listed); default: all, loading the first")
     _add_labels_parser(sub)
+    for name, module in VERB_MODULES.items():
+        importlib.import_module(module).add_parser(sub)
     return parser
 
 
@@ -203,6 +211,8 @@ def _colour_hint():
 
 
 COMMANDS = {"info": cmd_info, "labels": cmd_labels}
+COMMANDS.update({verb: (lambda args, _m=module: importlib.import_module(_m).run(args))
+                 for verb, module in VERB_MODULES.items()})
 
 
 def run_guarded(fn) -> int:
