@@ -1,0 +1,126 @@
+"""Model cards: the JSON file saved beside each ``NAME.keras`` that says what the model is for.
+
+A card names the task the model was trained for, what it expects as input (size, spacing,
+windowing), what it outputs (classes or levels, threshold), how it was trained (data, epochs,
+batch size, device, ...) and how well it did on held-out data. The registry refuses to load a
+model without a card, for another task, or with a card from a newer ctviewer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ctviewer.errors import InputError
+from ctviewer.io.atomic import atomic_write_text
+
+#: Bump when a card or the model layout changes so that an older ctviewer would misread it.
+FORMAT_VERSION = 1
+
+_REQUIRED = ("name", "task")
+_TEXT = ("name", "task", "created", "description", "notes")
+_TABLES = ("inputs", "outputs", "training", "metrics", "extra")
+
+
+@dataclass
+class ModelCard:
+    name: str
+    task: str
+    version: str = "1"
+    created: str = ""               # ISO date (YYYY-MM-DD)
+    format_version: int = FORMAT_VERSION
+    description: str = ""
+    inputs: dict = field(default_factory=dict)    # e.g. {"kind": "projections", "spacing_mm": 1.0, ...}
+    outputs: dict = field(default_factory=dict)   # e.g. {"levels": ["L3", "T12"], "threshold": 0.3}
+    training: dict = field(default_factory=dict)  # data, samples, epochs, batch_size, device, ...
+    metrics: dict = field(default_factory=dict)   # held-out results, nested by dataset
+    notes: str = ""
+    extra: dict = field(default_factory=dict)     # task-specific fields, and fields this ctviewer does not know
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self), default=_plain))
+
+    @classmethod
+    def from_json(cls, data, path: str | Path | None = None) -> ModelCard:
+        """Build a card from parsed JSON; a missing or mistyped field is an InputError naming it."""
+        if not isinstance(data, dict):
+            raise InputError("model card is not a JSON object", path)
+        for key in _REQUIRED:
+            if not data.get(key):
+                raise InputError(f"model card misses the required field '{key}'", path)
+        values, unknown = {}, {}
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key, value in data.items():
+            if key not in known:
+                unknown[key] = value  # a newer ctviewer's field: kept, so that it survives a rewrite
+                continue
+            if key in _TEXT and not isinstance(value, str):
+                raise InputError(f"model card field '{key}' should be text, not {_kind(value)}", path)
+            if key in _TABLES and not isinstance(value, dict):
+                raise InputError(f"model card field '{key}' should be an object, not {_kind(value)}", path)
+            if key == "format_version" and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InputError(f"model card field 'format_version' should be a whole number, "
+                                 f"not {_kind(value)}", path)
+            if key == "version":
+                if isinstance(value, bool) or not isinstance(value, (str, int)):
+                    raise InputError(f"model card field 'version' should be text, not {_kind(value)}", path)
+                value = str(value)
+            values[key] = value
+        values["extra"] = {**unknown, **values.get("extra", {})}
+        return cls(**values)
+
+    def write(self, path: str | Path) -> None:
+        """Save the card as indented JSON, atomically."""
+        atomic_write_text(path, json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: str | Path) -> ModelCard:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputError("model card not found", path) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"model card cannot be read: {exc}", path) from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"model card is not valid JSON: {exc.msg} (line {exc.lineno})", path) from None
+        return cls.from_json(data, path)
+
+    def key_metrics(self, limit: int = 4) -> str:
+        """The first few held-out numbers, for one-line listings: "real_ct: median_error_mm 2.1, ..."."""
+        parts, count = [], 0
+        for dataset, values in self.metrics.items():
+            if not isinstance(values, dict):
+                values, dataset = {dataset: values}, ""
+            numbers = [f"{k} {_short(v)}" for k, v in values.items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool)][: limit - count]
+            if numbers:
+                parts.append(f"{dataset}: " * bool(dataset) + ", ".join(numbers))
+                count += len(numbers)
+            if count >= limit:
+                break
+        return "; ".join(parts)
+
+
+def _short(value: float) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _kind(value) -> str:
+    return {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _plain(value):
+    """JSON for what tasks put in cards: numpy scalars and arrays, paths, tuples."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} cannot be written to a model card")
