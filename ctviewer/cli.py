@@ -22,7 +22,12 @@ EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 #: Verbs that live in a module of their own under ctviewer/commands/: each module has
 #: ``add_parser(subparsers)`` (registering the verb under this name) and ``run(args) -> int``.
 #: Their heavy imports (Keras, TensorFlow) happen inside ``run``, so ``ctviewer info`` stays fast.
-VERB_MODULES: dict[str, str] = {}
+VERB_MODULES: dict[str, str] = {
+    "locate": "ctviewer.commands.locate",
+    "locate-eval": "ctviewer.commands.locate_eval",
+    "train": "ctviewer.commands.train",
+    "models": "ctviewer.commands.models",
+}
 
 
 class _Parser(argparse.ArgumentParser):

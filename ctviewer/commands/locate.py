@@ -1,0 +1,168 @@
+"""``ctviewer locate PATH... --levels L3,T12 -o picks.csv [--png DIR]``: a batch of scans to a picks CSV.
+
+Each file, DICOM folder or folder of studies is located with the slice locator; one line per study
+goes to stdout, a progress bar to stderr. The CSV is written after every study (a batch stopped
+half-way keeps what it did), and rows a person has reviewed are never replaced by new predictions.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from ctviewer.errors import InputError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("locate", help="find the L3 and T12 slices of CT scans; write a picks CSV")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                   help="CT files, DICOM folders, or folders of studies (each file / DICOM folder one study)")
+    p.add_argument("--levels", default="L3,T12", help="levels to locate, comma separated (default: L3,T12)")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="the picks CSV to write, or to update (its reviewed rows are kept)")
+    p.add_argument("--png", type=Path, default=None, metavar="DIR",
+                   help="also write EXAM.png per study: the projections with the level lines drawn")
+    p.add_argument("--model", default=None, help="model name or .keras path (default: the shipped slice_locator)")
+    p.add_argument("--patient-names", action="store_true",
+                   help="add a patient_name column from the image headers (left out unless asked)")
+
+
+def run(args) -> int:
+    from ctviewer.workflows.slice_locator.locate import locate_paths
+    from ctviewer.workflows.slice_locator.picks import PicksFile
+
+    levels = parse_levels(args.levels)
+    if args.png is not None:
+        if args.png.exists() and not args.png.is_dir():
+            raise InputError("--png needs a folder, and this is a file", args.png)
+        args.png.mkdir(parents=True, exist_ok=True)
+    folder = args.output.parent if str(args.output.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError("folder does not exist", folder)
+    # An existing CSV is read before the batch (a broken one stops it at once); a new one is
+    # created with the first study located, so a batch of bad paths leaves nothing behind.
+    picks_file = PicksFile.open(args.output) if args.output.exists() else None
+    if picks_file is not None:
+        picks_file.patient_names = picks_file.patient_names or args.patient_names
+    bar = ProgressBar(sys.stderr)
+    located = bad = internal = kept = 0
+    try:
+        for result in locate_paths(args.paths, lambda: load_locator(args.model), levels, progress=bar,
+                                   known=picks_file.studies if picks_file else None,
+                                   keep_projections=args.png is not None):
+            bar.clear()
+            if result.error:
+                print(f"ctviewer: warning: {result.error}", file=sys.stderr)
+                internal += result.internal
+                bad += not result.internal
+                continue
+            located += 1
+            if picks_file is None:
+                picks_file = PicksFile.create(args.output, patient_names=args.patient_names)
+            kept += record(picks_file, result, args.patient_names)
+            for warning in result.warnings:
+                print(f"ctviewer: warning: {result.path}: {warning}", file=sys.stderr)
+            if args.png is not None:
+                from ctviewer.workflows.slice_locator.drawing import write_projections_png
+
+                shown = [picks_file.get(result.exam_id, p.level) or p for p in result.picks]
+                write_projections_png(result.projections, shown, args.png / f"{_file_name(result.exam_id)}.png",
+                                      title=result.exam_id)
+            print(study_line(result.exam_id, [picks_file.get(result.exam_id, p.level) for p in result.picks]))
+    finally:  # an error's one line must not land on the bar's line
+        bar.clear()
+    if located:
+        print(f"wrote {args.output}: {located} {'study' if located == 1 else 'studies'} located"
+              + (f", {bad + internal} could not be" if bad + internal else "")
+              + (f"; {kept} reviewed row(s) kept, not replaced by the new predictions" if kept else ""))
+    else:
+        print(f"ctviewer: nothing located; {args.output} "
+              f"{'left unchanged' if args.output.exists() else 'not written'}", file=sys.stderr)
+    if internal:
+        return EXIT_INTERNAL
+    return EXIT_BAD_INPUT if bad and not located else EXIT_OK
+
+
+def parse_levels(text: str) -> tuple[str, ...]:
+    from ctviewer.workflows.slice_locator.picks import LEVELS
+
+    levels = tuple(dict.fromkeys(lv.strip().upper() for lv in text.split(",") if lv.strip()))
+    unknown = [lv for lv in levels if lv not in LEVELS]
+    if not levels or unknown:
+        raise InputError(f"--levels {text}: choose from {', '.join(LEVELS)} (comma separated)")
+    return levels
+
+
+def load_locator(model: str | None):
+    """The locator (imports Keras: called only once a study has been read)."""
+    from ctviewer.ml import registry
+
+    # A missing or wrong model is refused from its card, before Keras takes seconds to start.
+    registry.find_model(model or "slice_locator", task="slice_locator")
+    from ctviewer.ml.locator import Locator
+
+    return Locator.load(model)
+
+
+def record(picks_file, result, patient_names: bool) -> int:
+    """Write a study's new picks at once, keeping rows a person reviewed; returns how many were kept."""
+    from dataclasses import replace
+
+    new, kept = [], 0
+    for pick in result.picks:
+        old = picks_file.get(pick.exam_id, pick.level)
+        if old is not None and old.is_reviewed:
+            kept += 1
+            continue
+        new.append(replace(pick, patient_name=result.patient_name) if patient_names else pick)
+    picks_file.set_study_path(result.exam_id, result.path)
+    if new:
+        picks_file.set_many(new, action="predict")
+    return kept
+
+
+def study_line(exam_id: str, picks) -> str:
+    """``case012  L3 slice 41 (z -120.5 mm, #88) 0.93   T12 not in scan 0.08``"""
+    parts = []
+    for p in picks:
+        conf = "" if p.confidence is None else f" {p.confidence:.2f}"
+        reviewed = f" [{p.status}, kept]" if p.is_reviewed else ""
+        if p.in_scan:
+            where = f"z {p.z_mm:g} mm" + (f", #{p.instance_number}" if p.instance_number is not None else "")
+            parts.append(f"{p.level} slice {p.slice_index} ({where}){conf}{reviewed}")
+        else:
+            parts.append(f"{p.level} not in scan{conf}{reviewed}")
+    return f"{exam_id}  " + "   ".join(parts)
+
+
+def _file_name(exam_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in exam_id) or "study"
+
+
+class ProgressBar:
+    """A one-line bar on a terminal (redrawn at most 10 times a second); silent when not a terminal."""
+
+    def __init__(self, stream, width: int = 30):
+        self.stream, self.width = stream, width
+        self.live = hasattr(stream, "isatty") and stream.isatty()
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        now = time.monotonic()
+        if not self.live or (now - self._last < 0.1 and fraction < 1.0):
+            return
+        self._last = now
+        filled = int(round(self.width * max(0.0, min(1.0, fraction))))
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {fraction:4.0%} {message[:40]:<40}")
+        self.stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        if self._shown:
+            self.stream.write("\r" + " " * (self.width + 48) + "\r")
+            self.stream.flush()
+            self._shown = False

@@ -1,0 +1,232 @@
+"""`ctviewer locate` and `ctviewer locate-eval`: exit codes and messages, the CSV and pictures they
+write, reviewed rows kept. A Locator-compatible stand-in keeps these fast; one test runs the shipped
+model (skipped until models/slice_locator.keras exists)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ctviewer.cli import main
+from ctviewer.io.writers import write_volume
+from ctviewer.workflows.slice_locator import drawing
+from ctviewer.workflows.slice_locator.picks import CSV_COLUMNS, PicksFile
+from tests.conftest import REPO
+from tests.unit.test_locate import FakeLocator, _ct
+
+SHIPPED_MODEL = REPO / "models" / "slice_locator.keras"
+
+
+@pytest.fixture
+def fake_model(monkeypatch):
+    monkeypatch.setattr("ctviewer.commands.locate.load_locator", lambda name: FakeLocator(20.0))
+
+
+@pytest.fixture
+def scans(tmp_path):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    write_volume(_ct(), folder / "case1.nii.gz")
+    write_volume(_ct(24), folder / "case2.nii.gz")
+    return folder
+
+
+def test_bad_paths_exit_2_without_writing_or_loading_a_model(tmp_path, capsys, monkeypatch):
+    def no_model(name):
+        raise AssertionError("model loaded for a batch without any CT scan")
+
+    monkeypatch.setattr("ctviewer.commands.locate.load_locator", no_model)
+    Image.new("RGB", (8, 8)).save(tmp_path / "photo.png")
+    code = main(["locate", str(tmp_path / "missing.nii.gz"), str(tmp_path / "photo.png"),
+                 "-o", str(tmp_path / "picks.csv")])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and not (tmp_path / "picks.csv").exists()
+    assert f"ctviewer: warning: {tmp_path / 'missing.nii.gz'}: no such file or folder" in err
+    assert f"ctviewer: warning: {tmp_path / 'photo.png'}: is a photo, not a CT scan" in err
+    assert err[-1] == f"ctviewer: nothing located; {tmp_path / 'picks.csv'} not written"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--levels", "L3,L4"], "--levels L3,L4: choose from L3, T12"),
+    (["-o", "/nonexistent/dir/p.csv"], "/nonexistent/dir: folder does not exist"),
+])
+def test_bad_options_exit_2_with_one_line(scans, tmp_path, capsys, extra, message):
+    args = ["locate", str(scans), "-o", str(tmp_path / "p.csv")] + extra
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_a_model_that_cannot_be_found_ends_the_batch_at_once(scans, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CTVIEWER_MODELS_DIR", str(tmp_path / "models"))
+    assert main(["locate", str(scans), "-o", str(tmp_path / "p.csv"), "--model", "nonexistent"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ctviewer: no model named 'nonexistent'") and err.count("\n") == 1
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_broken_picks_csv_stops_the_batch_before_it_starts(scans, tmp_path, capsys, fake_model):
+    (tmp_path / "p.csv").write_text("exam_id,level\n")
+    assert main(["locate", str(scans), "-o", str(tmp_path / "p.csv")]) == 2
+    assert "p.csv: line 1: not a picks CSV: missing column(s) slice_index" in capsys.readouterr().err
+    assert (tmp_path / "p.csv").read_text() == "exam_id,level\n"
+
+
+def test_locate_writes_csv_and_pictures_and_goes_on_past_bad_files(scans, tmp_path, capsys, fake_model):
+    (scans / "broken.nii.gz").write_bytes(b"junk")
+    out, png = tmp_path / "picks.csv", tmp_path / "png"
+    assert main(["locate", str(scans), "-o", str(out), "--png", str(png)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0].startswith("case1  L3 slice 22 (z 16 mm) 1.00   T12 not in scan 0.00")
+    assert lines[1].startswith("case2  L3 slice ")
+    assert lines[-1] == f"wrote {out}: 2 studies located, 1 could not be"
+    assert f"{scans / 'broken.nii.gz'}: " in captured.err
+    header, *rows = out.read_text().splitlines()
+    assert header == ",".join(CSV_COLUMNS) and len(rows) == 4
+    picks = PicksFile.open(out)
+    assert picks.get("case1", "L3").source == "fake_locator v3" and picks.get("case1", "T12").status == "not_in_scan"
+    assert picks.studies == {"case1": str((scans / "case1.nii.gz").resolve()),
+                             "case2": str((scans / "case2.nii.gz").resolve())}
+    assert sorted(p.name for p in png.iterdir()) == ["case1.png", "case2.png"]
+    image = np.asarray(Image.open(png / "case1.png").convert("RGB"))
+    assert np.all(image == drawing.LEVEL_COLOURS["L3"], axis=-1).any()
+
+
+def test_reviewed_rows_are_not_overwritten_by_new_predictions(scans, tmp_path, capsys, fake_model):
+    out = tmp_path / "picks.csv"
+    assert main(["locate", str(scans), "-o", str(out), "--levels", "L3"]) == 0
+    picks = PicksFile.open(out)
+    picks.set(picks.get("case1", "L3").reviewed("corrected", slice_index=5, source="manual"), action="move")
+    capsys.readouterr()
+    assert main(["locate", str(scans), "-o", str(out), "--levels", "l3"]) == 0
+    text = capsys.readouterr().out
+    assert "[corrected, kept]" in text and "1 reviewed row(s) kept, not replaced by the new predictions" in text
+    again = PicksFile.open(out)
+    assert again.get("case1", "L3").slice_index == 5 and again.get("case2", "L3").status == "predicted"
+    assert len(again.picks) == 2
+
+
+def test_the_installed_command_exits_2_on_a_missing_path(tmp_path):
+    done = subprocess.run([str(REPO / ".venv" / "bin" / "ctviewer"), "locate", str(tmp_path / "none.dcm"),
+                           "-o", str(tmp_path / "p.csv")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "none.dcm: no such file or folder" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# -- locate-eval ---------------------------------------------------------------------------------
+
+def _picks_csv(path, rows):
+    """rows: (exam, level, slice_index, z_mm, spacing_mm, status)."""
+    lines = [",".join(CSV_COLUMNS)]
+    for exam, level, index, z, spacing, status in rows:
+        lines.append(f"{exam},{level},{'' if index is None else index},{'' if z is None else z},,,"
+                     f"{spacing},m,0.9,{status},")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_locate_eval_prints_errors_and_writes_the_histogram(tmp_path, capsys):
+    pred = _picks_csv(tmp_path / "pred.csv", [("a", "L3", 42, -95, 2.5, "predicted"), ("b", "L3", 9, -55, 5, "predicted"),
+                                              ("a", "T12", 80, 0, 2.5, "predicted"), ("z", "L3", 1, 0, 1, "predicted")])
+    truth = _picks_csv(tmp_path / "truth.csv", [("a", "L3", 40, -100, 2.5, "accepted"),
+                                                ("b", "L3", 10, -50, 5, "corrected"),
+                                                ("a", "T12", None, None, 2.5, "not_in_scan")])
+    hist = tmp_path / "hist.png"
+    assert main(["locate-eval", str(pred), str(truth), "--png", str(hist)]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "L3: 2 matched" in out and "error mm     median 5.00  mean 5.00  max 5.00  (bias +0.00)" in out
+    assert "error slices median 1.50  mean 1.50  max 2.00" in out
+    assert "T12: 0 matched" in out and "0 agreed; 0 said absent but present; 1 given a slice but absent" in out
+    assert "1 exam_id(s) of pred.csv are not in truth.csv: z" in captured.err
+    assert Image.open(hist).size == (drawing.HIST_WIDTH, 2 * drawing.HIST_PANEL_HEIGHT)
+    assert main(["locate-eval", str(pred), str(truth), "--png", str(hist), "--level", "L3"]) == 0
+    assert Image.open(hist).size == (drawing.HIST_WIDTH, drawing.HIST_PANEL_HEIGHT)
+
+
+def test_locate_eval_reads_the_seed_format_as_truth(tmp_path, capsys):
+    pred = _picks_csv(tmp_path / "pred.csv", [("a", "L3", 42, -95, 2.5, "predicted")])
+    (tmp_path / "seed.csv").write_text("exam_id,L3_slice_num\na,40\n")
+    assert main(["locate-eval", str(pred), str(tmp_path / "seed.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "errors in slices only" in out and "error slices median 2.00" in out and "error mm" not in out
+
+
+def test_locate_eval_with_nothing_in_common_exits_2(tmp_path, capsys):
+    pred = _picks_csv(tmp_path / "pred.csv", [("a", "L3", 42, -95, 2.5, "predicted")])
+    truth = _picks_csv(tmp_path / "truth.csv", [("b", "L3", 40, -100, 2.5, "accepted")])
+    assert main(["locate-eval", str(pred), str(truth)]) == 2
+    err = capsys.readouterr().err
+    assert f"ctviewer: {truth}: no exam_id and level of pred.csv is in the truth" in err
+    assert main(["locate-eval", str(tmp_path / "nope.csv"), str(truth)]) == 2
+    assert "nope.csv: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason="the shipped model models/slice_locator.keras is not there yet")
+def test_shipped_model_on_the_real_slab(shared_data, tmp_path, capsys):
+    out = tmp_path / "picks.csv"
+    scan = shared_data / "ct" / "abdomen_slab_ct.nii.gz"
+    assert main(["locate", str(scan), "-o", str(out), "--png", str(tmp_path)]) == 0
+    picks = PicksFile.open(out)
+    assert {p.level for p in picks.picks} == {"L3", "T12"}
+    assert all(p.source.startswith("slice_locator") for p in picks.picks)
+    assert (tmp_path / "abdomen_slab_ct.png").is_file()
+
+
+def test_progress_bar_draws_on_a_terminal_only():
+    import io
+
+    from ctviewer.commands.locate import ProgressBar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term, pipe = Terminal(), io.StringIO()
+    for stream in (term, pipe):
+        bar = ProgressBar(stream, width=10)
+        bar(1.0, "case1: projecting")
+        bar.clear()
+    assert "\r[##########] 100% case1: projecting" in term.getvalue() and term.getvalue().endswith("\r")
+    assert pipe.getvalue() == ""
+
+
+def _write_dicom_series(folder, slices: int = 10) -> None:
+    """A CT series with a body and a spine, stored head first (instance 1 is the top slice)."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    folder.mkdir(parents=True)
+    image = _ct(slices).array[0] + 1024  # stored values; the rescale intercept gives HU back
+    series = generate_uid()
+    for k in range(slices):
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.TransferSyntaxUID = CTImageStorage, ExplicitVRLittleEndian
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.Modality, ds.PatientName, ds.SeriesInstanceUID, ds.InstanceNumber = "CT", "Test^Patient", series, k + 1
+        ds.ImagePositionPatient, ds.ImageOrientationPatient = [0.0, 0.0, 30.0 - 2.5 * k], [1, 0, 0, 0, 1, 0]
+        ds.PixelSpacing, ds.Rows, ds.Columns = [2.0, 2.0], 64, 64
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+        ds.PixelData = image.astype(np.uint16).tobytes()
+        pydicom.dcmwrite(folder / f"im{k:03d}.dcm", ds, enforce_file_format=True)
+
+
+def test_dicom_study_gets_instance_numbers_and_names_only_when_asked(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("ctviewer.commands.locate.load_locator", lambda name: FakeLocator(0.0))
+    _write_dicom_series(tmp_path / "studies" / "exam7")
+    for names, out in (([], tmp_path / "plain.csv"), (["--patient-names"], tmp_path / "named.csv")):
+        assert main(["locate", str(tmp_path / "studies"), "-o", str(out), "--levels", "L3"] + names) == 0
+    pick = PicksFile.open(tmp_path / "plain.csv").get("exam7", "L3")
+    # the top slice: index 9 from the feet, z 30 mm, stored first as instance 1
+    assert (pick.slice_index, pick.instance_number, pick.z_mm, pick.spacing_mm) == (9, 1, 30.0, 2.5)
+    assert "Test" not in (tmp_path / "plain.csv").read_text()
+    assert PicksFile.open(tmp_path / "named.csv").get("exam7", "L3").patient_name == "Test Patient"
