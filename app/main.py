@@ -3,6 +3,8 @@
     ctviewer [PATH ...]        the GUI on these files (image first, then label maps)
     ctviewer demo              the GUI on the built-in demo study
     ctviewer snapshot PATH -o OUT.png [--view ...]
+    ctviewer review PATH... [-o picks.csv]
+                               review L3/T12 slice picks: a folder of studies, study files or a picks CSV
     ctviewer info PATH [--json]  (and the other headless verbs)
 
 Headless verbs never import Qt, so they start fast and run where no display exists.
@@ -72,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.snapshot import main as snapshot_main
 
         return snapshot_main(argv[1:])
+    if argv and argv[0] == "review":
+        from app.review.command import main as review_main
+
+        return review_main(argv[1:])
     if argv and argv[0] == "demo":
         return run_gui([], demo=True)
     return run_gui(argv)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QInputDialog, QLabel, Q
 from app.annotation import Annotator
 from app.docks.labels_dock import LabelsDock
 from app.docks.layers_dock import LayersDock
+from app.docks.model_dock import ModelDock
 from app.label_actions import LabelActions, ask_restore, ask_save_path, ask_unsaved
 from app.label_saving import LabelKeeper
 from app.open_study import StudyOpener
@@ -54,6 +55,11 @@ class MainWindow(QMainWindow):
         self.labels_dock = LabelsDock(self.annotator, self)
         self.labels_dock.error.connect(self.show_error)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.labels_dock)
+        self.model_dock = ModelDock(self)
+        self.model_dock.error.connect(self.show_error)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.model_dock)
+        self.tabifyDockWidget(self.labels_dock, self.model_dock)
+        self.labels_dock.raise_()
         self._bins_dialog = None
         self.opener = StudyOpener(self)
         self.opener.opened.connect(self.set_study)
@@ -105,6 +111,7 @@ class MainWindow(QMainWindow):
         self._action(m, "Open &demo study", self.opener.open_demo)
         self.recent_menu = m.addMenu("Open &recent")
         self._action(m, "Add &label map…", self.open_labels_dialog, "Ctrl+L")
+        self._action(m, "Review slice &picks…", self.open_review_dialog)
         m.addSeparator()
         self._action(m, "Save &screenshot…", self.save_screenshot_dialog, "Ctrl+Shift+S")
         m.addSeparator()
@@ -121,6 +128,10 @@ class MainWindow(QMainWindow):
                          lambda _=False, n=name: self.viewer.set_layout(
                              self.viewer.layout_name if self.viewer.layout_name != "grid" else "one_plus_two", n))
         self._action(v, "&Reset views", self.viewer.reset_views, "Ctrl+R")
+        models = self.menuBar().addMenu("&Models")
+        models.addAction(self.model_dock.toggleViewAction())
+        self._action(models, "&Run selected model on this study", self.model_dock.run_selected)
+        self._action(models, "&Train…", self.model_dock.open_train_dialog)
         self.window_menu = self.menuBar().addMenu("&Window/level")
         self._fill_window_menu()
 
@@ -149,6 +160,18 @@ class MainWindow(QMainWindow):
         if folder:
             self.open_paths([folder])
 
+    def open_review_dialog(self) -> None:
+        """The L3/T12 review queue on a folder of studies or a picks CSV, in a window of its own."""
+        from app.review.opening import ask_review_paths, open_review_window
+        from ctviewer.errors import InputError
+
+        paths = ask_review_paths(self)
+        if paths:
+            try:
+                self.review_window = open_review_window(paths, parent=self)
+            except InputError as exc:
+                self.show_error(str(exc))
+
     def open_labels_dialog(self) -> None:
         if self.study is None:
             self.show_error("Open an image first, then add its label map.")
@@ -168,6 +191,7 @@ class MainWindow(QMainWindow):
         self.annotator.set_study(study)
         self.viewer.set_study(study)
         self.layers_dock.set_study(study)
+        self.model_dock.set_study(study)
         self._fill_window_menu()
         name = study.image.name or Path(study.image.source).name
         self.setWindowTitle(f"{name} — ctviewer")
@@ -338,10 +362,11 @@ class MainWindow(QMainWindow):
 
     # -- closing -----------------------------------------------------------------------------
     def closeEvent(self, ev):
-        if not self._settle_unsaved():
+        if not self.model_dock.may_close() or not self._settle_unsaved():
             ev.ignore()
             return
         self.opener.cancel()
+        self.model_dock.shutdown()
         from app.workers import wait_for_workers
 
         wait_for_workers(5000)

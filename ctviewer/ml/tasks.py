@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import math
 import threading
 import time
@@ -52,16 +53,17 @@ def register_task(spec: TaskSpec) -> None:
 
 def task_names() -> list[str]:
     with _registered_lock:
-        return sorted(set(TASK_MODULES) | set(_registered))
+        return sorted(set(TASK_MODULES) | set(plugin_task_modules()) | set(_registered))
 
 
 def get_task(name: str) -> TaskSpec:
     with _registered_lock:
         if name in _registered:
             return _registered[name]
-    if name not in TASK_MODULES:
+    modules = {**TASK_MODULES, **plugin_task_modules()}
+    if name not in modules:
         raise InputError(f"unknown task '{name}'; known tasks: {', '.join(task_names())}")
-    module_name = TASK_MODULES[name]
+    module_name, _, attribute = modules[name].partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -69,7 +71,21 @@ def get_task(name: str) -> TaskSpec:
             raise InputError(f"task '{name}' is not available in this installation ({module_name} is missing)") \
                 from exc
         raise
-    return module.TASK
+    return getattr(module, attribute or "TASK")
+
+
+def plugin_task_modules() -> dict[str, str]:
+    """Tasks named in ``$CTVIEWER_TASK_MODULES`` ("name=module" or "name=module:ATTRIBUTE", comma-separated).
+
+    Tasks given to :func:`register_task` live in one process only; the GUI trains in a child process
+    (:mod:`ctviewer.ml.child`), which finds plug-in tasks through this variable, inherited by children.
+    """
+    found = {}
+    for item in os.environ.get("CTVIEWER_TASK_MODULES", "").split(","):
+        name, sep, target = item.strip().partition("=")
+        if sep and name.strip() and target.strip():
+            found[name.strip()] = target.strip()
+    return found
 
 
 def run_training(config: TrainConfig, *, progress=None, cancel=None, on_batch=None, on_epoch=None,

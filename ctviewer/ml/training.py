@@ -174,6 +174,9 @@ class TrainingCancelled(Cancelled):
         super().__init__(f"training cancelled; best checkpoint kept at {checkpoint}" if checkpoint
                          else "training cancelled before the first epoch ended; nothing was saved")
 
+    def __reduce__(self):  # crosses from the training process to the GUI's (ctviewer.ml.child)
+        return (type(self), (self.checkpoint,))
+
 
 def batch_size_of(data, config: TrainConfig) -> int:
     """The batch size the data is served in (a PyDataset may say so through a ``batch_size`` attribute)."""

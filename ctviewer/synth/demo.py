@@ -15,7 +15,7 @@ from pathlib import Path
 from ctviewer.progress import CancelToken, Progress
 
 #: Bump when the synthetic torso changes, so cached demos are regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 IMAGE_NAME = "demo_torso_ct.nii.gz"
 LABELS_NAME = "demo_torso_labels.nii.gz"
 

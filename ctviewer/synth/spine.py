@@ -219,19 +219,22 @@ def posterior_elements(v: Vertebra, lumbar_count: int) -> list:
 
 
 def vertebra_shapes(v: Vertebra, draw: Draw, hu_cortex: float, hu_core: float, lumbar_count: int,
-                    sacralised: bool) -> Bone:
+                    sacralised: bool) -> list[Bone]:
     R = tilt_matrix(v.tilt)
     centre = np.array([0.0, v.y, v.z_centre])
-    parts = [Cylinder(centre, (v.width / 2, v.depth / 2, v.height / 2), R, flat_back=0.85)]
+    body = Cylinder(centre, (v.width / 2, v.depth / 2, v.height / 2), R, flat_back=0.85)
     local_parts, _ = posterior_elements(v, lumbar_count)
     if sacralised:
         # broad transverse processes bridging to the sacral alae (ANATOMY.md variants)
         for s in (-1.0, 1.0):
             local_parts.append(Ellipsoid((s * (v.width / 2 + 22), v.depth * 0.3, -v.height * 0.35), (24, 11, 14)))
-    for part in local_parts:
-        parts.append(_to_world(part, v, R))
+    posterior = [_to_world(part, v, R) for part in local_parts]
     core = hu_core * (1.0 + 0.12 * draw.unit())
-    return Bone(parts, v.label, hu_cortex, core, cortex_mm=0.8)  # a thin shell: label mean ~180–300 HU
+    # The body is a thin shell over spongy bone (label mean ~180–300 HU). Pedicles, laminae and facets
+    # are mostly compact bone: seen end-on in a frontal MIP the pedicles are the bright rings real
+    # projections show, which a thin shell would blur away at CT resolution.
+    return [Bone([body], v.label, hu_cortex, core, cortex_mm=0.8),
+            Bone(posterior, v.label, hu_cortex, core, cortex_mm=1.3)]
 
 
 def _to_world(part, v: Vertebra, R):

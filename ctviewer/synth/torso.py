@@ -113,7 +113,7 @@ class Anatomy:
         shapes += spine.sacrum_shapes(self.sacrum, hu["cortex"], hu["cancellous"])
         for v in sp.vertebrae:
             sacralised = p.sacralised_l5 and v is sp.last_lumbar
-            shapes.append(spine.vertebra_shapes(v, d, hu["cortex"], hu["cancellous"], p.lumbar_count, sacralised))
+            shapes += spine.vertebra_shapes(v, d, hu["cortex"], hu["cancellous"], p.lumbar_count, sacralised)
         shapes += ribcage.rib_shapes(sp, self.cage, self.sternum, p, d, hu["cortex"], hu["cancellous"],
                                      hu["cartilage"])
         shapes += self.sternum.shapes(hu["cortex"], hu["cancellous"])

@@ -12,6 +12,15 @@ from ctviewer.data import HeatmapLayer, LabelLayer, LabelMap, SliceLine, SliceLi
 
 
 @pytest.fixture(autouse=True)
+def _no_tensorflow_in_the_gui_process():
+    """TensorFlow and VTK's software OpenGL crash one process: Keras runs only in ctviewer.ml.child."""
+    yield
+    import sys
+
+    assert "tensorflow" not in sys.modules, "a test or the GUI imported TensorFlow into the GUI process"
+
+
+@pytest.fixture(autouse=True)
 def _flush_deleted_widgets():
     """Widgets queued for deletion must go before Xvfb stops (ENVIRONMENT.md: XIO errors)."""
     yield

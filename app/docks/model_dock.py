@@ -1,0 +1,604 @@
+"""The model dock: the models a user can run, with their cards; running one on the open study;
+training a new one while watching its progress, curves and log.
+
+All model work runs in workers (:func:`app.workers.run_worker`), and Keras itself only in a child
+process (:mod:`ctviewer.ml.child`: TensorFlow and VTK's software OpenGL crash one process); this
+process never imports it. Training runs on a pool of its own with one thread, so one training at a time cannot starve
+the shared pool that opens studies and computes statistics. Its per-batch reports arrive from the
+worker thread through a queue that a ~10 Hz timer drains: a small model reports hundreds of batches
+a second, far more than a screen (or Qt's event queue) should see. Errors go to the dock's log and,
+as one line, to the main window's status bar (:attr:`ModelDock.error`); nothing here is modal
+except the question asked when the app closes during a training.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import queue
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QDialog, QDockWidget, QHBoxLayout, QHeaderView, QLabel, QMessageBox,
+                               QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QTableWidget,
+                               QTableWidgetItem, QTabWidget, QTextBrowser, QTreeWidget, QTreeWidgetItem,
+                               QVBoxLayout, QWidget)
+
+from app.views.training_curves import TrainingCurves
+from app.workers import run_worker
+from ctviewer.errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: Tasks whose models "Run on this study" can run, and what running one does.
+RUNNABLE = {"slice_locator": "finds the L3 and T12 slices"}
+#: How often training reports are drawn (ms): ~10 Hz keeps the curves live and the GUI responsive.
+REFRESH_MS = 100
+PICK_COLUMNS = ("Level", "Slice", "z (mm)", "Confidence", "Status")
+LINES_LAYER = "model picks"
+BROKEN = Qt.ItemDataRole.UserRole + 1
+
+
+class ModelDock(QDockWidget):
+    #: one line for the user (the main window shows it in the status bar)
+    error = Signal(str)
+    #: the model list was re-read
+    models_changed = Signal()
+    #: a run on the study gave picks (list of ctviewer.workflows.slice_locator.picks.Pick)
+    picks_found = Signal(list)
+    #: a training ended: its TrainResult, or None when it failed or was cancelled
+    training_finished = Signal(object)
+
+    def __init__(self, parent=None):
+        super().__init__("Models", parent)
+        self.setObjectName("model_dock")
+        self.study = None
+        self.entries: list = []        # ModelEntry of the usable models, in list order
+        self.picks: list = []          # the last run's picks, in table order
+        self._run = self._run_study = self._training = self._result = self._run_result = None
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._last_batch = None
+        self._train_fraction, self._train_message = 0.0, ""
+        self._locators: dict = {}      # (path, mtime) -> Locator: a second run skips loading the model
+        self._review_window = None
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._build()
+        self._tick = QTimer(self, interval=REFRESH_MS)
+        self._tick.timeout.connect(self._drain)
+        self.refresh_models()
+
+    # -- building ------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.model_list = QTreeWidget()
+        self.model_list.setHeaderLabels(["Model", "Task", "Version", "From"])
+        self.model_list.setRootIsDecorated(False)
+        self.model_list.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.model_list.currentItemChanged.connect(self._show_card)
+        self.card_view = QTextBrowser()
+        self.run_button = QPushButton("Run on this study")
+        self.run_button.clicked.connect(self.run_selected)
+        self.train_button = QPushButton("Train…")
+        self.train_button.clicked.connect(self.open_train_dialog)
+        refresh = QPushButton("Refresh")
+        refresh.setToolTip("Read the model folders again")
+        refresh.clicked.connect(lambda: self.refresh_models())
+        self.run_bar, self.run_cancel, run_row = _progress_row(self.cancel_run)
+        self.train_bar, self.train_cancel, train_row = _progress_row(self.cancel_training)
+        self.train_status = QLabel("")
+        self.train_status.setWordWrap(True)
+        self.curves = TrainingCurves()
+        self.log_view = QPlainTextEdit(readOnly=True)
+        self.log_view.setMaximumBlockCount(5000)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._build_picks(), "Picks")
+        self.tabs.addTab(self.curves, "Training")
+        self.tabs.addTab(self.log_view, "Log")
+        split = QSplitter(Qt.Orientation.Vertical)
+        for widget in (self.model_list, self.card_view, self.tabs):
+            split.addWidget(widget)
+        split.setStretchFactor(1, 1)
+        split.setStretchFactor(2, 1)
+        split.setSizes([110, 320, 320])
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        buttons = QHBoxLayout()
+        for button in (self.run_button, self.train_button, refresh):
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+        for row in (run_row, train_row):
+            layout.addWidget(row)
+        layout.addWidget(self.train_status)
+        layout.addWidget(split, 1)
+        self.setWidget(body)
+        self._rows = (run_row, train_row)
+        run_row.hide()
+        train_row.hide()
+
+    def _build_picks(self) -> QWidget:
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        self.picks_table = QTableWidget(0, len(PICK_COLUMNS))
+        self.picks_table.setHorizontalHeaderLabels(PICK_COLUMNS)
+        self.picks_table.verticalHeader().hide()
+        self.picks_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.picks_table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.picks_table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.picks_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.picks_table.cellDoubleClicked.connect(lambda row, _col: self.go_to_pick(row))
+        self.picks_table.currentCellChanged.connect(lambda *_: self._update_buttons())
+        self.go_button = QPushButton("Go to slice")
+        self.go_button.clicked.connect(lambda: self.go_to_pick(self.picks_table.currentRow()))
+        self.review_button = QPushButton("Review…")
+        self.review_button.clicked.connect(self.open_review)
+        row = QHBoxLayout()
+        row.addWidget(self.go_button)
+        row.addWidget(self.review_button)
+        layout.addWidget(self.picks_table)
+        layout.addLayout(row)
+        return box
+
+    # -- the model list ------------------------------------------------------------------------
+    def refresh_models(self, select: str | None = None) -> None:
+        """Read both model folders again (small JSON files); keep or move the selection."""
+        from ctviewer.ml.registry import scan_models
+
+        current = self.selected_entry()
+        select = select or (current.name if current is not None else None)
+        try:
+            self.entries, problems = scan_models()
+        except OSError as exc:  # an unreadable models folder: say so, keep the app going
+            self.entries, problems = [], [f"{exc.filename}: cannot be read ({exc.strerror}); skipped"]
+        self.model_list.clear()
+        for entry in self.entries:
+            card = entry.card
+            item = QTreeWidgetItem([entry.name, card.task, card.version, "shipped" if entry.shipped else "yours"])
+            item.setData(0, Qt.ItemDataRole.UserRole, entry)
+            item.setToolTip(0, str(entry.path))
+            self.model_list.addTopLevelItem(item)
+            if entry.name == select:
+                self.model_list.setCurrentItem(item)
+        for line in problems:
+            path, _, reason = line.partition(": ")
+            item = QTreeWidgetItem([Path(path).stem, "?", "", "cannot be used"])
+            item.setData(0, BROKEN, (path, reason.removesuffix("; skipped")))
+            item.setToolTip(0, line)
+            for col in range(4):  # greyed, but selectable: the card pane says what is wrong
+                item.setForeground(col, QColor(140, 140, 140))
+            self.model_list.addTopLevelItem(item)
+        if self.model_list.currentItem() is None and self.model_list.topLevelItemCount():
+            self.model_list.setCurrentItem(self.model_list.topLevelItem(0))
+        self._show_card()
+        self.models_changed.emit()
+
+    def selected_entry(self):
+        item = self.model_list.currentItem()
+        return None if item is None else item.data(0, Qt.ItemDataRole.UserRole)
+
+    def select_model(self, name: str) -> bool:
+        for n in range(self.model_list.topLevelItemCount()):
+            item = self.model_list.topLevelItem(n)
+            if item.text(0) == name:
+                self.model_list.setCurrentItem(item)
+                return True
+        return False
+
+    def _show_card(self, *_) -> None:
+        item = self.model_list.currentItem()
+        if item is None:
+            self.card_view.setHtml("<p>No models yet: train one with <b>Train…</b>.</p>")
+        elif item.data(0, BROKEN):
+            path, reason = item.data(0, BROKEN)
+            self.card_view.setHtml(f"<p><b>{html.escape(path)}</b></p><p>cannot be used: {html.escape(reason)}</p>")
+        else:
+            self.card_view.setHtml(card_html(item.data(0, Qt.ItemDataRole.UserRole)))
+        self._update_buttons()
+
+    # -- state of the buttons ------------------------------------------------------------------
+    @property
+    def training(self) -> bool:
+        return self._training is not None
+
+    @property
+    def running(self) -> bool:
+        return self._run is not None
+
+    def run_blocker(self) -> str:
+        """Why "Run on this study" cannot run now ("" when it can)."""
+        item = self.model_list.currentItem()
+        entry = self.selected_entry()
+        if item is None:
+            return "Select a model first"
+        if entry is None:
+            return f"This model cannot be used: {item.data(0, BROKEN)[1]}"
+        if entry.card.task not in RUNNABLE:
+            return (f"{entry.card.task} models cannot be run on a study yet (only "
+                    f"{', '.join(RUNNABLE)} models can); they can be listed and trained")
+        if self.study is None:
+            return "Open a study first"
+        if self.running:
+            return "A model is running on this study (Cancel stops it)"
+        return ""
+
+    def _update_buttons(self) -> None:
+        reason = self.run_blocker()
+        entry = self.selected_entry()
+        self.run_button.setEnabled(not reason)
+        self.run_button.setToolTip(reason or f"Run {entry.name} on the open study: {RUNNABLE[entry.card.task]}")
+        self.train_button.setEnabled(not self.training)
+        self.train_button.setToolTip("One training at a time: cancel the running one or wait for it to finish"
+                                     if self.training else "Train a new model")
+        pick = self._pick_at(self.picks_table.currentRow())
+        self.go_button.setEnabled(pick is not None and pick.in_scan)
+        self.go_button.setToolTip("" if pick is None or pick.in_scan else f"{pick.level} is not in this scan")
+        review = self._review_blocker()
+        self.review_button.setEnabled(not review)
+        self.review_button.setToolTip(review or "Check and correct the picks in the review window "
+                                                "(decisions go to picks.csv beside the study)")
+
+    # -- running a model on the study ----------------------------------------------------------
+    def set_study(self, study) -> None:
+        if self._run is not None:
+            self._run.cancel()   # its result would belong to the study that is going away
+        self.study = study
+        self.show_picks([], quiet=True)
+
+    def run_selected(self) -> bool:
+        reason = self.run_blocker()
+        if reason:
+            self.error.emit(reason)
+            return False
+        entry, study = self.selected_entry(), self.study
+        self.log(f"running {entry.name} on {study.image.name or Path(study.image.source).name or 'the study'}")
+        self._run_study = study
+        self.run_bar.setValue(0)
+        self._rows[0].show()
+        self._run = run_worker(locate_picks, study.image, entry.path, self._locators,
+                               on_result=self._run_done, on_error=self._run_failed,
+                               on_progress=lambda f, m: (self.run_bar.setValue(int(f * 1000)),
+                                                         self.run_bar.setFormat(f"{m} %p%" if m else "%p%")),
+                               on_finished=self._run_finished)
+        self._run.cancelled.connect(lambda: self.log("run cancelled"))
+        self._update_buttons()
+        return True
+
+    def cancel_run(self) -> None:
+        if self._run is not None:
+            self._run.cancel()
+
+    def _run_done(self, picks) -> None:
+        if self._run_study is not self.study:
+            self.log("the study changed while the model ran; its picks were dropped")
+            return
+        self.show_picks(picks)
+        self._run_result = picks
+
+    def _run_failed(self, exc: Exception) -> None:
+        self._report_error("Running the model failed", exc)
+
+    def _run_finished(self) -> None:
+        self._run = self._run_study = None
+        self._rows[0].hide()
+        self._update_buttons()
+        if self._run_result is not None:
+            picks, self._run_result = self._run_result, None
+            self.picks_found.emit(picks)   # last: a slot may start the next run at once
+
+    def show_picks(self, picks: list, quiet: bool = False) -> None:
+        """Fill the picks table; the in-scan picks also become lines in the study's other views."""
+        self.picks = list(picks)
+        table = self.picks_table
+        table.setRowCount(len(self.picks))
+        for row, pick in enumerate(self.picks):
+            texts = (pick.level, "" if pick.slice_index is None else str(pick.slice_index),
+                     "" if pick.z_mm is None else f"{pick.z_mm:.1f}",
+                     "" if pick.confidence is None else f"{pick.confidence:.0%}", pick.status.replace("_", " "))
+            for col, text in enumerate(texts):
+                item = QTableWidgetItem(text)
+                if col in (1, 2, 3):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                table.setItem(row, col, item)
+        if self.picks:
+            table.selectRow(0)
+            self._draw_lines()
+            self.tabs.setCurrentIndex(0)
+        if not quiet:
+            for pick in self.picks:
+                where = (f"slice {pick.slice_index} (z {pick.z_mm:.1f} mm)" if pick.in_scan else "not in scan")
+                confidence = "" if pick.confidence is None else f", confidence {pick.confidence:.0%}"
+                self.log(f"{pick.level}: {where}{confidence}")
+        self._update_buttons()
+
+    def _draw_lines(self) -> None:
+        from app.review.projection_view import level_colour
+        from ctviewer.data.layers import SliceLine, SliceLinesLayer
+
+        if self.study is None:
+            return
+        lines = [SliceLine(p.slice_index, p.level, level_colour(p.level),
+                           note="" if p.confidence is None else f"{p.confidence:.0%}")
+                 for p in self.picks if p.in_scan]
+        layer = next((ly for ly in self.study.layers.by_kind("lines") if ly.name == LINES_LAYER), None)
+        if layer is None:
+            self.study.layers.append(SliceLinesLayer(lines, name=LINES_LAYER))
+        else:
+            layer.lines = lines
+
+    def _pick_at(self, row: int):
+        return self.picks[row] if 0 <= row < len(self.picks) else None
+
+    def go_to_pick(self, row: int) -> bool:
+        """Move the study's cursor to the pick's slice (the axial view shows it)."""
+        pick = self._pick_at(row)
+        if pick is None or self.study is None:
+            return False
+        if not pick.in_scan:
+            self.error.emit(f"{pick.level} is not in this scan")
+            return False
+        _, y, x = self.study.cursor
+        self.study.cursor = (pick.slice_index, y, x)
+        return True
+
+    def _review_blocker(self) -> str:
+        entry = self.selected_entry()
+        if entry is None or entry.card.task != "slice_locator":
+            return "Select a slice_locator model"
+        if self.study is None or not self.study.image.source:
+            return "Open a study from a file or folder first (the review keeps its picks beside it)"
+        return ""
+
+    def open_review(self) -> None:
+        """The review window on this study, predicting with the selected model."""
+        from app.review.window import ReviewWindow
+
+        reason = self._review_blocker()
+        if reason:
+            self.error.emit(reason)
+            return
+        try:
+            self._review_window = ReviewWindow.open_paths([self.study.image.source],
+                                                          locator_name=str(self.selected_entry().path),
+                                                          parent=self.window())
+        except InputError as exc:
+            self._report_error("Cannot open the review", exc)
+            return
+        self._review_window.show()
+
+    # -- training ------------------------------------------------------------------------------
+    def open_train_dialog(self) -> None:
+        from app.dialogs.train_dialog import TrainDialog
+        from ctviewer.ml.tasks import task_names
+
+        if self.training:
+            self.error.emit("A model is training: one training at a time")
+            return
+        entry = self.selected_entry()
+        dialog = TrainDialog(task_names(), task=entry.card.task if entry else None, parent=self)
+        try:
+            if self.exec_dialog(dialog):
+                self.start_training(dialog.config())
+        finally:
+            dialog.deleteLater()
+
+    def exec_dialog(self, dialog) -> bool:
+        """Show a dialog and wait for the user (tests replace this)."""
+        return dialog.exec() == QDialog.DialogCode.Accepted
+
+    def start_training(self, config) -> bool:
+        """Train in the background (see the module docstring); False when a training already runs."""
+        if self.training:
+            self.error.emit("A model is training: one training at a time")
+            return False
+        self._events = queue.SimpleQueue()   # a fresh queue: a late report of an earlier run cannot mix in
+        self._last_batch, self._train_fraction, self._train_message = None, 0.0, "starting"
+        self.curves.reset()
+        self.train_bar.setValue(0)
+        self.train_cancel.setEnabled(True)
+        self._rows[1].show()
+        self.tabs.setCurrentWidget(self.curves)
+        self.log(f"training {config.name} ({config.task}): {config.epochs} epochs, batch size {config.batch_size}, "
+                 f"learning rate {config.learning_rate:g}")
+        self._training = run_worker(train_model, config, self._events, pool=self._pool,
+                                    on_result=self._trained, on_error=self._training_failed,
+                                    on_progress=self._training_progress, on_finished=self._training_done)
+        self._training.cancelled.connect(self._training_cancelled)
+        self._tick.start()
+        self._drain()
+        self._update_buttons()
+        return True
+
+    def cancel_training(self) -> None:
+        if self._training is not None:
+            self._training.cancel()
+            self.train_cancel.setEnabled(False)
+            self.log("cancelling: the training stops after the current batch")
+
+    def _training_progress(self, fraction: float, message: str) -> None:
+        self._train_fraction, self._train_message = fraction, message   # drawn by the timer
+
+    def _drain(self) -> None:
+        """Show what the training reported since the last tick (runs ~10 times a second)."""
+        from ctviewer.ml.training import format_seconds
+
+        while True:
+            try:
+                kind, item = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "batch":
+                self._last_batch = item
+                self.curves.add_batch(item.epoch - 1 + item.batch / max(item.batches, 1), item.loss, item.metrics)
+            elif kind == "epoch":
+                self.curves.add_epoch(item.epoch, item.logs)
+            else:
+                self.log(item)
+        self.train_bar.setValue(int(self._train_fraction * 1000))
+        b = self._last_batch
+        self.train_status.setText(
+            f"epoch {b.epoch}/{b.epochs} · batch {b.batch}/{b.batches} · loss {b.loss:.4g} · "
+            f"{b.samples_per_s:.0f} samples/s · {format_seconds(b.eta_s)} left"
+            if b is not None and 0.1 < self._train_fraction < 0.9 else self._train_message)
+        self.curves.redraw()
+
+    def _trained(self, result) -> None:
+        self._drain()
+        if result.entry is not None:
+            self.refresh_models(select=result.entry.name)
+        self.train_status.setText(f"done: best epoch {result.best_epoch}"
+                                  + (" (stopped early)" if result.stopped_early else ""))
+        self._result = result
+
+    def _training_failed(self, exc: Exception) -> None:
+        self._drain()
+        self.train_status.setText("training failed")
+        self._report_error("Training failed", exc)
+
+    def _training_cancelled(self) -> None:
+        self._drain()
+        self.train_status.setText("training cancelled")
+
+    def _training_done(self) -> None:
+        self._training = None
+        self._tick.stop()
+        self._rows[1].hide()
+        self._update_buttons()
+        result, self._result = self._result, None
+        self.training_finished.emit(result)   # last: a slot may start the next training at once
+
+    # -- feedback and closing ------------------------------------------------------------------
+    def log(self, text: str) -> None:
+        self.log_view.appendPlainText(f"{datetime.now():%H:%M:%S}  {text}")
+        log.info("%s", text)
+
+    def _report_error(self, what: str, exc: Exception) -> None:
+        message = (str(exc) or type(exc).__name__).splitlines()[0]
+        if not isinstance(exc, InputError):   # ours, not the user's: keep the details for a bug report
+            log.error("%s: %s\n%s", what, message, getattr(exc, "traceback_text", ""))
+            message = f"{getattr(exc, 'kind', None) or type(exc).__name__}: {message}"   # kind: from the model process
+        self.log(f"{what}: {message}")
+        self.tabs.setCurrentWidget(self.log_view)
+        self.error.emit(f"{what}: {message}")
+
+    def ask_stop_training(self) -> bool:
+        """Asked when the app closes during a training (tests replace this)."""
+        answer = QMessageBox.question(
+            self, "A model is training",
+            "A model is still training. Stop the training and close?\n"
+            "The best checkpoint so far is kept in the training's log folder.")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def may_close(self) -> bool:
+        """False when the user wants the training to go on (the window then stays open)."""
+        return not self.training or self.ask_stop_training()
+
+    def shutdown(self, timeout_ms: int = 15000) -> bool:
+        """Cancel the dock's work and wait for the training thread (it stops between batches)."""
+        for worker in (self._run, self._training):
+            if worker is not None:
+                worker.cancel()
+        self._tick.stop()
+        stopped = self._pool.waitForDone(timeout_ms)
+        self._drain()   # the last lines (where the best checkpoint is) also reach the terminal's log
+        return stopped
+
+
+def _progress_row(on_cancel) -> tuple[QProgressBar, QPushButton, QWidget]:
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    bar = QProgressBar()
+    bar.setRange(0, 1000)
+    cancel = QPushButton("Cancel")
+    cancel.clicked.connect(on_cancel)
+    layout.addWidget(bar, 1)
+    layout.addWidget(cancel)
+    return bar, cancel, row
+
+
+# -- work run in workers (no Qt here) ------------------------------------------------------------
+
+def locate_picks(volume, model_path: Path, cache: dict, progress=None, cancel=None) -> list:
+    """The picks of a slice_locator model in one CT volume; the loaded model is kept in ``cache``."""
+    from ctviewer.workflows.slice_locator.locate import check_ct, locate
+    from ctviewer.workflows.slice_locator.picks import LEVELS
+
+    check_ct(volume, volume.source or volume.name or "the study")
+    key = (str(model_path), Path(model_path).stat().st_mtime_ns)
+    locator = cache.get(key)
+    if locator is None:
+        # The network runs in the model process (TensorFlow and VTK's OpenGL crash one process).
+        from ctviewer.ml.child import ChildLocator, shared_process
+
+        progress(0.0, "loading the model")
+        locator = ChildLocator(model_path, process=shared_process())
+        cache.clear()
+        cache[key] = locator
+    levels = [level for level in locator.levels if level in LEVELS]
+    return locate(volume, locator, levels=levels, progress=progress, cancel=cancel)
+
+
+def train_model(config, events: queue.SimpleQueue, progress=None, cancel=None):
+    """:func:`ctviewer.ml.tasks.run_training`, its reports put on ``events`` for the GUI's timer."""
+    from ctviewer.ml.child import train_in_child
+    from ctviewer.ml.training import TrainingCancelled
+
+    try:
+        # In a child process at lower priority: TensorFlow and VTK's OpenGL crash one process, and
+        # TensorFlow's start-up holds the interpreter lock for hundreds of milliseconds.
+        return train_in_child(config, progress=progress, cancel=cancel,
+                              on_batch=lambda report: events.put(("batch", report)),
+                              on_epoch=lambda report: events.put(("epoch", report)),
+                              log=lambda line: events.put(("log", line)))
+    except TrainingCancelled as exc:   # the worker only says "cancelled": the log says what was kept
+        events.put(("log", str(exc)))
+        raise
+
+
+# -- model cards as text -------------------------------------------------------------------------
+
+def card_html(entry) -> str:
+    """A model card for people: what the model does, its inputs and outputs, training, held-out metrics."""
+    card = entry.card
+    head = [("Task", card.task), ("Version", card.version), ("Created", card.created or "unknown"),
+            ("From", "shipped with ctviewer" if entry.shipped else "your models"), ("File", str(entry.path))]
+    parts = [f"<h3>{html.escape(card.name)}</h3>"]
+    if card.description:
+        parts.append(f"<p>{html.escape(card.description)}</p>")
+    parts.append(_table(head))
+    if card.metrics:
+        parts.append(f"<h4>Metrics on held-out data</h4>{_nested(card.metrics)}")
+    if card.notes:
+        parts.append(f"<h4>Notes</h4><p>{html.escape(card.notes)}</p>")
+    for title, section in (("Inputs", card.inputs), ("Outputs", card.outputs), ("Training", card.training),
+                           ("Other", card.extra)):
+        if section:
+            parts.append(f"<h4>{title}</h4>{_nested(section)}")
+    return "".join(parts)
+
+
+def _table(rows) -> str:
+    cells = "".join(f"<tr><td><i>{html.escape(k)}</i>&nbsp;</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+def _nested(values: dict) -> str:
+    items = []
+    for key, value in values.items():
+        label = html.escape(str(key).replace("_", " "))
+        if isinstance(value, dict):
+            items.append(f"<li><i>{label}</i>{_nested(value)}</li>")
+        else:
+            items.append(f"<li><i>{label}</i>: {html.escape(_plain(value))}</li>")
+    return f"<ul style='margin-left: -20px'>{''.join(items)}</ul>"
+
+
+def _plain(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(v) for v in value)
+    return "" if value is None else str(value)
