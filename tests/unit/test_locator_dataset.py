@@ -52,6 +52,15 @@ def test_augmented_window_keeps_the_target_on_the_level(seed):
         assert x[..., 1].max() < 0.6 or abs(_bar_row(x) - 0) < 2 or abs(_bar_row(x) - 255) < 2
 
 
+def test_augmentation_keeps_air_at_zero_and_values_in_range():
+    frontal, sagittal, centre = _marked_scan(300)
+    for seed in range(6):
+        x, _ = make_sample(frontal, sagittal, centre, [300.0], np.random.default_rng(seed),
+                           AugmentSettings(crop_rows=256, p_short=0, column_blur_px=(0, 0)))
+        assert 0.0 <= x.min() and x.max() <= 1.0
+        assert not x[:, :15, 0].any()  # the air left of the body (18+ columns even when shifted) stays black
+
+
 def test_vertical_scale_moves_the_target_with_the_rows():
     frontal, sagittal, centre = _marked_scan(200)
     fixed = AugmentSettings(crop_rows=512, scale=(1.1, 1.1), p_thickness=0, p_short=0, noise=(0, 0),

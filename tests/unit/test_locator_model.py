@@ -112,7 +112,7 @@ def test_tiny_model_learns_to_find_a_level():
     y = np.stack([row_targets(96, [lv], 3.0) for _, lv in scans])
     model = loc.build_locator(("L3",), width_px=32, base_filters=4, depth=3, context_dilations=(1, 2),
                               learning_rate=5e-3)
-    model.fit(x, y, batch_size=8, epochs=30, verbose=0)
+    model.fit(x, y, batch_size=8, epochs=20, verbose=0)
     errors = []
     for _ in range(4):
         img, level = _toy_scan(rng)

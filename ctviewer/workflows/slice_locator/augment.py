@@ -11,7 +11,6 @@ With augmentation on, each sample is also changed the ways real scans differ fro
 * slice thickness: rows averaged over and resampled from a coarser slice spacing (1–6 mm);
 * in-plane resolution: columns blurred (coarse pixels make thin ribs faint);
 * left–right flip of the frontal image, a shift of the body centre across the width;
-* appearance: sharpened rims, an uneven texture, a blanked patch (phantom bones are flat and even);
 * intensity gain, offset and gamma, and noise;
 * short scans: only part of the window holds the scan, the rest is zero (a slab of a few cm).
 
@@ -46,12 +45,6 @@ class AugmentSettings:
     offset: tuple[float, float] = (-0.04, 0.04)
     gamma: tuple[float, float] = (0.7, 1.4)
     noise: tuple[float, float] = (0.0, 0.03)
-    #: Appearance: phantoms have flat bones, real ones bright cortical rims over uneven spongy bone.
-    sharpen: tuple[float, float] = (0.0, 1.5)
-    p_sharpen: float = 0.5
-    texture: tuple[float, float] = (0.0, 0.5)
-    p_texture: float = 0.5
-    p_cutout: float = 0.3
     p_short: float = 0.25
     short_rows: tuple[int, int] = (80, 260)
     #: Share of windows placed anywhere in the scan (the rest are centred near a level, jittered).
@@ -97,25 +90,6 @@ def _thicker_slices(image: np.ndarray, thickness: float) -> np.ndarray:
     span = np.where(k1 > k, coarse_at[k1] - coarse_at[k], 1.0)
     f = np.clip((rows - coarse_at[k]) / span, 0, 1).astype(np.float32).reshape((-1,) + (1,) * (image.ndim - 1))
     return coarse[k] * (1 - f) + coarse[k1] * f
-
-
-def _appearance(x: np.ndarray, rng: np.random.Generator, s: AugmentSettings) -> np.ndarray:
-    """Unsharp masking (bright rims), a smooth multiplicative texture, and a blanked patch or two, so
-    that the network cannot lean on how flat and even a phantom's bones look."""
-    body = x > 0
-    if rng.random() < s.p_sharpen:
-        amount, sigma = rng.uniform(*s.sharpen), rng.uniform(1.0, 3.0)
-        x = x + amount * (x - ndimage.gaussian_filter(x, (sigma, sigma, 0)))
-    if rng.random() < s.p_texture:
-        field = ndimage.gaussian_filter(rng.standard_normal(x.shape[:2]).astype(np.float32), rng.uniform(1.5, 4.0))
-        field /= max(float(field.std()), 1e-6)
-        x = x * (1.0 + rng.uniform(*s.texture) * field)[..., None]
-    if rng.random() < s.p_cutout:
-        for _ in range(int(rng.integers(1, 3))):
-            h, w = int(rng.integers(10, 50)), int(rng.integers(10, 60))
-            r, c = int(rng.integers(0, x.shape[0] - h)), int(rng.integers(0, x.shape[1] - w))
-            x[r:r + h, c:c + w, int(rng.integers(x.shape[2]))] *= rng.uniform(0.0, 0.5)
-    return np.where(body, np.clip(x, 0, 1), 0).astype(np.float32)
 
 
 def _intensity(image: np.ndarray, rng: np.random.Generator, s: AugmentSettings) -> np.ndarray:
@@ -186,7 +160,6 @@ def make_sample(frontal: np.ndarray, sagittal: np.ndarray, centre_cols, level_ro
         blur = rng.uniform(*s.column_blur_px)
         if blur > 0.2:
             x = ndimage.gaussian_filter1d(x, blur, axis=1)
-        x = _appearance(x, rng, s)
         for c in range(x.shape[-1]):
             x[..., c] = _intensity(x[..., c], rng, s)
     y = row_targets(crop, out_levels, s.sigma_mm * scale)
