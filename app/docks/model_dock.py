@@ -61,7 +61,6 @@ class ModelDock(QDockWidget):
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._last_batch = None
         self._train_fraction, self._train_message = 0.0, ""
-        self._locators: dict = {}      # (path, mtime) -> Locator: a second run skips loading the model
         self._review_window = None
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
@@ -255,7 +254,7 @@ class ModelDock(QDockWidget):
         self._run_study = study
         self.run_bar.setValue(0)
         self._rows[0].show()
-        self._run = run_worker(locate_picks, study.image, entry.path, self._locators,
+        self._run = run_worker(locate_picks, study.image, entry.path,
                                on_result=self._run_done, on_error=self._run_failed,
                                on_progress=lambda f, m: (self.run_bar.setValue(int(f * 1000)),
                                                          self.run_bar.setFormat(f"{m} %p%" if m else "%p%")),
@@ -519,22 +518,19 @@ def _progress_row(on_cancel) -> tuple[QProgressBar, QPushButton, QWidget]:
 
 # -- work run in workers (no Qt here) ------------------------------------------------------------
 
-def locate_picks(volume, model_path: Path, cache: dict, progress=None, cancel=None) -> list:
-    """The picks of a slice_locator model in one CT volume; the loaded model is kept in ``cache``."""
+def locate_picks(volume, model_path: Path, progress=None, cancel=None) -> list:
+    """The picks of a slice_locator model in one CT volume.
+
+    The network runs in the shared model process (TensorFlow and VTK's OpenGL crash one process),
+    which keeps the loaded model between runs (ctviewer.ml.child.locator_heatmaps).
+    """
+    from ctviewer.ml.child import ChildLocator, shared_process
     from ctviewer.workflows.slice_locator.locate import check_ct, locate
     from ctviewer.workflows.slice_locator.picks import LEVELS
 
     check_ct(volume, volume.source or volume.name or "the study")
-    key = (str(model_path), Path(model_path).stat().st_mtime_ns)
-    locator = cache.get(key)
-    if locator is None:
-        # The network runs in the model process (TensorFlow and VTK's OpenGL crash one process).
-        from ctviewer.ml.child import ChildLocator, shared_process
-
-        progress(0.0, "loading the model")
-        locator = ChildLocator(model_path, process=shared_process())
-        cache.clear()
-        cache[key] = locator
+    progress(0.0, "running the model")
+    locator = ChildLocator(model_path, process=shared_process())
     levels = [level for level in locator.levels if level in LEVELS]
     return locate(volume, locator, levels=levels, progress=progress, cancel=cancel)
 

@@ -27,6 +27,7 @@ import os
 import pickle
 import queue
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -86,8 +87,8 @@ class ModelProcess:
         while True:
             if cancel is not None and cancel.cancelled and cancelled_at is None:
                 self._cancel.set()
-                cancelled_at = _now()
-            if cancelled_at is not None and _now() - cancelled_at > CANCEL_GRACE_S:
+                cancelled_at = time.monotonic()
+            if cancelled_at is not None and time.monotonic() - cancelled_at > CANCEL_GRACE_S:
                 self.close(force=True)
                 raise Cancelled()
             try:
@@ -110,11 +111,11 @@ class ModelProcess:
             except Cancelled:  # the caller's progress callable says stop: ask the child, await its answer
                 if cancelled_at is None:
                     self._cancel.set()
-                    cancelled_at = _now()
+                    cancelled_at = time.monotonic()
             if kind == "result":
                 return payload[0]
             elif kind == "error":
-                raise _unpickle_error(payload[0])
+                raise pickle.loads(payload[0])
 
     def close(self, force: bool = False) -> None:
         if self._proc is None:
@@ -127,12 +128,6 @@ class ModelProcess:
         if self._proc.is_alive():
             self._proc.kill()
         self._proc = None
-
-
-def _now() -> float:
-    import time
-
-    return time.monotonic()
 
 
 class ChildError(RuntimeError):
@@ -163,10 +158,6 @@ def _pickle_error(exc: BaseException) -> bytes:
         return pickle.dumps(exc)
     except Exception:  # an exception that does not survive pickling: keep its kind and text
         return pickle.dumps(ChildError(type(exc).__name__, str(exc), traceback.format_exc()))
-
-
-def _unpickle_error(blob: bytes) -> BaseException:
-    return pickle.loads(blob)
 
 
 # -- the child's side ------------------------------------------------------------------------------------

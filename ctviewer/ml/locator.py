@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ctviewer.ml import backend
+from ctviewer.ml.heatmap import best_row
 
 keras = backend.keras()
 ops = keras.ops
@@ -153,19 +154,9 @@ class Peak:
 
 
 def find_peak(heatmap: np.ndarray, threshold: float, level: str = "") -> Peak:
-    """The highest row of a heatmap, refined to a fraction of a row by the centroid of its neighbours.
-
-    The refinement matters because a row is 1 mm but a pick is compared with slices a few mm apart.
-    """
-    h = np.asarray(heatmap, dtype=np.float64)
-    if h.size == 0:
-        return Peak(level, float("nan"), 0.0, False)
-    best = int(np.argmax(h))
-    lo, hi = max(best - 3, 0), min(best + 4, h.size)
-    w = h[lo:hi]
-    row = float(np.sum(w * np.arange(lo, hi)) / w.sum()) if w.sum() > 0 else float(best)
-    confidence = float(h[best])
-    return Peak(level, row, confidence, confidence >= threshold)
+    """The highest row of a heatmap (refined between rows, :func:`ctviewer.ml.heatmap.best_row`)."""
+    row, confidence = best_row(heatmap)
+    return Peak(level, row, confidence, bool(np.isfinite(row) and confidence >= threshold))   # empty: never in scan
 
 
 # -- inference ----------------------------------------------------------------------------------------

@@ -22,11 +22,11 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ctviewer.errors import Cancelled, InputError
+from ctviewer.ml.heatmap import best_row
 from ctviewer.progress import CancelToken, Progress, no_progress
 from ctviewer.workflows.slice_locator.picks import LEVELS, Pick
 
 #: Rows either side of the maximum whose centroid refines the best row.
-PEAK_HALF_WINDOW = 3
 #: A CT scan in HU has bone above this; a volume without any voxel this bright is no CT to locate in.
 MIN_BONE_HU = 150.0
 #: Files in a folder of studies that are ours or notes, never scans (skipped without a warning).
@@ -34,18 +34,6 @@ _NOT_SCANS = (".csv", ".json", ".jsonl", ".txt", ".md", ".toml", ".log", ".label
 
 
 # -- decoding (pure) -------------------------------------------------------------------------------
-
-def best_row(heatmap: np.ndarray) -> tuple[float, float]:
-    """(row, confidence): the maximum of a heatmap, its row refined by the centroid around it."""
-    h = np.asarray(heatmap, dtype=np.float64)
-    if h.size == 0:
-        return float("nan"), 0.0
-    best = int(np.argmax(h))
-    lo, hi = max(best - PEAK_HALF_WINDOW, 0), min(best + PEAK_HALF_WINDOW + 1, h.size)
-    w = h[lo:hi]
-    row = float(np.sum(w * np.arange(lo, hi)) / w.sum()) if w.sum() > 0 else float(best)
-    return row, float(h[best])
-
 
 def slice_fields(projections, slice_index: int) -> dict:
     """slice_index, z_mm and instance_number of one slice of the scan the projections come from."""
