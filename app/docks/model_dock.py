@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import logging
 import queue
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -57,6 +58,8 @@ class ModelDock(QDockWidget):
         self.study = None
         self.entries: list = []        # ModelEntry of the usable models, in list order
         self.picks: list = []          # the last run's picks, in table order
+        self._picks_model: str | None = None   # the model file that made them
+        self._run_model: str | None = None
         self._run = self._run_study = self._training = self._result = self._run_result = None
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._last_batch = None
@@ -251,7 +254,7 @@ class ModelDock(QDockWidget):
             return False
         entry, study = self.selected_entry(), self.study
         self.log(f"running {entry.name} on {study.image.name or Path(study.image.source).name or 'the study'}")
-        self._run_study = study
+        self._run_study, self._run_model = study, str(entry.path)
         self.run_bar.setValue(0)
         self._rows[0].show()
         self._run = run_worker(locate_picks, study.image, entry.path,
@@ -272,6 +275,7 @@ class ModelDock(QDockWidget):
             self.log("the study changed while the model ran; its picks were dropped")
             return
         self.show_picks(picks)
+        self._picks_model = self._run_model
         self._run_result = picks
 
     def _run_failed(self, exc: Exception) -> None:
@@ -288,6 +292,8 @@ class ModelDock(QDockWidget):
     def show_picks(self, picks: list, quiet: bool = False) -> None:
         """Fill the picks table; the in-scan picks also become lines in the study's other views."""
         self.picks = list(picks)
+        if not self.picks:
+            self._picks_model = None
         table = self.picks_table
         table.setRowCount(len(self.picks))
         for row, pick in enumerate(self.picks):
@@ -350,20 +356,33 @@ class ModelDock(QDockWidget):
 
     def open_review(self) -> None:
         """The review window on this study, predicting with the selected model."""
+        from app.review.sources import open_review
         from app.review.window import ReviewWindow
 
         reason = self._review_blocker()
         if reason:
             self.error.emit(reason)
             return
+        model = str(self.selected_entry().path)
         try:
-            self._review_window = ReviewWindow.open_paths([self.study.image.source],
-                                                          locator_name=str(self.selected_entry().path),
-                                                          parent=self.window())
+            source = open_review([self.study.image.source])
+            if self.picks and self._picks_model == model:
+                self._hand_over_picks(source)
+            self._review_window = ReviewWindow(source, locator_name=model, parent=self.window())
         except InputError as exc:
             self._report_error("Cannot open the review", exc)
             return
         self._review_window.show()
+
+    def _hand_over_picks(self, source) -> None:
+        """Give the review this dock's picks of the study, so it does not predict them again.
+
+        Rows the picks file already has (earlier decisions) are kept as they are.
+        """
+        exam = source.exam_ids[0]
+        new = [replace(p, exam_id=exam) for p in self.picks if source.picks.get(exam, p.level) is None]
+        if new:
+            source.picks.set_many(new, "predict")
 
     # -- training ------------------------------------------------------------------------------
     def open_train_dialog(self) -> None:

@@ -14,6 +14,12 @@ from pathlib import Path
 
 from ctviewer.errors import InputError
 
+# mkstemp makes 0600 files; a saved file should get the mode any other program would give it
+# (0666 less the umask), or keep the mode of the file it replaces. The umask is read once here,
+# at import, because reading it means setting it and that is not safe once threads run.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path):
@@ -36,12 +42,20 @@ def atomic_path(target: str | Path):
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, _mode_for(target))
         os.replace(tmp_path, target)
     except OSError as exc:  # raised by the writer (disk full) or by the rename: the user's to fix
         raise _cannot_save(exc, target) from exc
     finally:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
+
+
+def _mode_for(target: Path) -> int:
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_UMASK
 
 
 def _cannot_save(exc: OSError, target: Path) -> InputError:

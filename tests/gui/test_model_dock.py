@@ -367,3 +367,33 @@ def test_run_shipped_locator_on_a_synthetic_torso(window, qtbot, monkeypatch):
     dock.picks_table.cellDoubleClicked.emit(row, 0)
     assert window.study.cursor[0] == picks["L3"].slice_index
     assert window.viewer.views["axial"].slice_index == picks["L3"].slice_index
+
+
+def test_review_reuses_the_docks_picks_instead_of_predicting_again(window, qtbot, models, torso, tmp_path):
+    from ctviewer.io.writers import write_volume
+    from ctviewer.ml.child import ModelProcess
+    from ctviewer.workflows.slice_locator.picks import PicksFile
+
+    maker = ModelProcess()
+    maker.call("tests.gui.dock_tasks:save_small_locator", str(models))
+    maker.close()
+    path = write_volume(torso.image, tmp_path / "case7.nii.gz")
+    with qtbot.waitSignal(window.opener.opened, timeout=20000):
+        window.open_paths([path])
+    dock = window.model_dock
+    dock.refresh_models()
+    dock.select_model("small-locator")
+    with qtbot.waitSignal(dock.picks_found, timeout=30000):
+        dock.run_selected()
+    assert dock.review_button.isEnabled()
+    dock.open_review()
+    review = dock._review_window
+    try:
+        stored = PicksFile.open(tmp_path / "picks.csv")
+        for pick in dock.picks:   # the dock's picks are the review's rows, under the file's exam id
+            row = stored.get("case7", pick.level)
+            assert row is not None and row.slice_index == pick.slice_index and row.status == "predicted"
+        qtbot.waitUntil(lambda: review.loaded is not None, timeout=30000)
+        assert review.loaded.predicted == []   # nothing was predicted a second time
+    finally:
+        review.close()
