@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.labels_dock)
         self.model_dock = ModelDock(self)
         self.model_dock.error.connect(self.show_error)
+        self.model_dock.segmentation_added.connect(self._show_segmentation)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.model_dock)
         self.tabifyDockWidget(self.labels_dock, self.model_dock)
         self.labels_dock.raise_()
@@ -171,6 +172,12 @@ class MainWindow(QMainWindow):
                 self.review_window = open_review_window(paths, parent=self)
             except InputError as exc:
                 self.show_error(str(exc))
+
+    def _show_segmentation(self, layer) -> None:
+        """A model's prediction: make it the labels being edited and show its surfaces in 3D."""
+        self.annotator.set_layer(layer)
+        if self.viewer.view3d is not None:
+            self.viewer.view3d.set_mode("labels")
 
     def open_labels_dialog(self) -> None:
         if self.study is None:

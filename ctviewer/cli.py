@@ -27,6 +27,8 @@ VERB_MODULES: dict[str, str] = {
     "locate-eval": "ctviewer.commands.locate_eval",
     "train": "ctviewer.commands.train",
     "models": "ctviewer.commands.models",
+    "segment": "ctviewer.commands.segment",
+    "segment-eval": "ctviewer.commands.segment_eval",
 }
 
 

@@ -22,11 +22,13 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QDialog, QDockWidget, QHBoxLayout, QHeaderView, QLabel, QMessageBox,
+from PySide6.QtWidgets import (QCheckBox, QDialog, QDockWidget, QHBoxLayout, QHeaderView, QLabel, QMessageBox,
                                QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QTableWidget,
                                QTableWidgetItem, QTabWidget, QTextBrowser, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
+from app.docks.segmentation_run import (SEGMENTATION_TASKS, ScoresPanel, prediction_layer, reference_layer,
+                                        score_rows, segment_study)
 from app.views.training_curves import TrainingCurves
 from app.workers import run_worker
 from ctviewer.errors import InputError
@@ -34,7 +36,9 @@ from ctviewer.errors import InputError
 log = logging.getLogger(__name__)
 
 #: Tasks whose models "Run on this study" can run, and what running one does.
-RUNNABLE = {"slice_locator": "finds the L3 and T12 slices"}
+RUNNABLE = {"slice_locator": "finds the L3 and T12 slices",
+            "segmentation_2d": "segments the study into a new label layer you can correct",
+            "segmentation_3d": "segments the study into a new label layer you can correct"}
 #: How often training reports are drawn (ms): ~10 Hz keeps the curves live and the GUI responsive.
 REFRESH_MS = 100
 PICK_COLUMNS = ("Level", "Slice", "z (mm)", "Confidence", "Status")
@@ -51,6 +55,8 @@ class ModelDock(QDockWidget):
     picks_found = Signal(list)
     #: a training ended: its TrainResult, or None when it failed or was cancelled
     training_finished = Signal(object)
+    #: a segmentation model's prediction was added to the study (the LabelLayer)
+    segmentation_added = Signal(object)
 
     def __init__(self, parent=None):
         super().__init__("Models", parent)
@@ -82,6 +88,8 @@ class ModelDock(QDockWidget):
         self.card_view = QTextBrowser()
         self.run_button = QPushButton("Run on this study")
         self.run_button.clicked.connect(self.run_selected)
+        self.largest_only = QCheckBox("Largest part only")
+        self.largest_only.setToolTip("Segmentation: keep only the largest connected part of each label")
         self.train_button = QPushButton("Train…")
         self.train_button.clicked.connect(self.open_train_dialog)
         refresh = QPushButton("Refresh")
@@ -97,6 +105,8 @@ class ModelDock(QDockWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_picks(), "Picks")
         self.tabs.addTab(self.curves, "Training")
+        self.scores = ScoresPanel()
+        self.tabs.addTab(self.scores, "Scores")
         self.tabs.addTab(self.log_view, "Log")
         split = QSplitter(Qt.Orientation.Vertical)
         for widget in (self.model_list, self.card_view, self.tabs):
@@ -107,7 +117,7 @@ class ModelDock(QDockWidget):
         body = QWidget()
         layout = QVBoxLayout(body)
         buttons = QHBoxLayout()
-        for button in (self.run_button, self.train_button, refresh):
+        for button in (self.run_button, self.largest_only, self.train_button, refresh):
             buttons.addWidget(button)
         layout.addLayout(buttons)
         for row in (run_row, train_row):
@@ -257,7 +267,11 @@ class ModelDock(QDockWidget):
         self._run_study, self._run_model = study, str(entry.path)
         self.run_bar.setValue(0)
         self._rows[0].show()
-        self._run = run_worker(locate_picks, study.image, entry.path,
+        if entry.card.task in SEGMENTATION_TASKS:
+            work = (segment_study, study.image, str(entry.path), self.largest_only.isChecked())
+        else:
+            work = (locate_picks, study.image, entry.path)
+        self._run = run_worker(*work,
                                on_result=self._run_done, on_error=self._run_failed,
                                on_progress=lambda f, m: (self.run_bar.setValue(int(f * 1000)),
                                                          self.run_bar.setFormat(f"{m} %p%" if m else "%p%")),
@@ -272,11 +286,33 @@ class ModelDock(QDockWidget):
 
     def _run_done(self, picks) -> None:
         if self._run_study is not self.study:
-            self.log("the study changed while the model ran; its picks were dropped")
+            self.log("the study changed while the model ran; its result was dropped")
+            return
+        if not isinstance(picks, list):
+            self._segmentation_done(picks)
             return
         self.show_picks(picks)
         self._picks_model = self._run_model
         self._run_result = picks
+
+    def _segmentation_done(self, result) -> None:
+        """The prediction becomes an editable label layer; scored when the study has a reference."""
+        name = Path(self._run_model).stem
+        layer = prediction_layer(self.study, result, name)
+        reference = reference_layer(self.study, result.groups, exclude=layer)
+        self.study.layers.append(layer)
+        z, y, x = self.study.image.spacing
+        sizes = ", ".join(f"{group} {n * z * y * x / 1000:.0f} ml" for group, n in result.voxels.items())
+        self.log(f"{name}: {sizes} → label layer '{layer.name}' (correct it with the labels dock)")
+        if reference is not None:
+            study_name = self.study.image.name or Path(self.study.image.source).name or "study"
+            rows = score_rows(study_name, name, result, reference)
+            self.scores.add(rows)
+            self.tabs.setCurrentWidget(self.scores)
+            for row in rows:
+                self.log(f"  {row['label']} against '{reference.name}': Dice {row['dice']:.3f}, "
+                         f"Jaccard {row['jaccard']:.3f}")
+        self.segmentation_added.emit(layer)
 
     def _run_failed(self, exc: Exception) -> None:
         self._report_error("Running the model failed", exc)

@@ -24,7 +24,9 @@ from ctviewer.errors import Cancelled, InputError
 from ctviewer.ml.training import (TrainConfig, TrainingCancelled, TrainResult, batch_size_of, fit, monitored,
                                   out_of_memory_error)
 
-TASK_MODULES = {"slice_locator": "ctviewer.workflows.slice_locator.task"}
+TASK_MODULES = {"slice_locator": "ctviewer.workflows.slice_locator.task",
+                "segmentation_2d": "ctviewer.workflows.segmentation.task:TASK_2D",
+                "segmentation_3d": "ctviewer.workflows.segmentation.task:TASK_3D"}
 
 
 @dataclass
@@ -218,7 +220,10 @@ def _training_section(config, info, train_data, val_data, history, best_epoch, s
         "studies": _known({"train": info.get("train_studies"), "validation": info.get("val_studies")}),
         "validation_fraction": config.validation_fraction,
         "epochs": len(history.get("loss", [])), "epochs_planned": config.epochs, "best_epoch": best_epoch,
-        "at_best_epoch": at_best, "batch_size": batch_size_of(train_data, config),
+        "at_best_epoch": at_best,
+        # the curves stay with the model: per-epoch values of every logged quantity
+        "history": {k: [round(float(x), 6) for x in v] for k, v in history.items() if k != "learning_rate"},
+        "batch_size": batch_size_of(train_data, config),
         "learning_rate": config.learning_rate, "augmentation": config.augmentation, "patience": config.patience,
         "seed": config.seed, "seconds": round(seconds, 1), "device": device, "backend": backend,
         "keras_version": keras_version, "ctviewer_version": ctviewer.__version__,

@@ -32,3 +32,17 @@ def save_small_locator(folder: str) -> str:
                                                  inputs={"width_px": 64, "row_multiple": 4},
                                                  outputs={"levels": ["L3", "T12"], "threshold": 0.0}), folder)
     return str(entry.path)
+
+
+def save_small_unet(folder: str) -> str:
+    """An untrained small 2-D U-Net whose threshold 0 paints every voxel as liver (run in a child)."""
+    from ctviewer.ml import registry
+    from ctviewer.ml.cards import ModelCard
+    from ctviewer.ml.unet import build_unet_2d
+
+    model = build_unet_2d(filters=(4, 8))
+    card = ModelCard(name="small-liver", task="segmentation_2d",
+                     inputs={"kind": "volume", "dims": 2, "window_hu": [-1000, 400], "spacing_mm": [None, 8.0, 8.0],
+                             "multiple": 2},
+                     outputs={"groups": [{"name": "liver", "ids": [5], "label_id": 5}], "threshold": 0.0})
+    return str(registry.save_model(model, card, folder).path)

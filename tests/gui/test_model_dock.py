@@ -397,3 +397,40 @@ def test_review_reuses_the_docks_picks_instead_of_predicting_again(window, qtbot
         assert review.loaded.predicted == []   # nothing was predicted a second time
     finally:
         review.close()
+
+
+def test_a_segmentation_model_adds_an_editable_label_layer_scored_against_the_reference(window, qtbot, models,
+                                                                                        torso, tmp_path):
+    """Run → a label layer on the study's grid that the annotator edits, in 3D, scored in the Scores tab."""
+    from ctviewer.data import Study
+    from ctviewer.data.layers import LabelLayer
+    from ctviewer.ml.child import ModelProcess
+
+    maker = ModelProcess()
+    maker.call("tests.gui.dock_tasks:save_small_unet", str(models))
+    maker.close()
+    dock = window.model_dock
+    dock.refresh_models()
+    assert dock.select_model("small-liver")
+    study = Study(torso.image)
+    study.layers.append(LabelLayer(torso.labels, name="reference"))
+    window.set_study(study)
+    assert dock.run_button.isEnabled() and "label layer" in dock.run_button.toolTip()
+    meter = GapMeter()
+    with qtbot.waitSignal(dock.segmentation_added, timeout=60000) as added:
+        qtbot.mouseClick(dock.run_button, Qt.MouseButton.LeftButton)
+    assert meter.stop() < 0.25
+    layer = added.args[0]
+    assert layer in study.layers and layer.name == "small-liver prediction"
+    assert layer.array.shape == torso.image.shape and set(np.unique(layer.array)) == {5}   # threshold 0: all
+    assert layer.labels.table[5].name == "liver"
+    assert window.annotator.layer is layer                 # the brush corrects the prediction
+    # scored against the reference layer: Dice of "everything" against the true liver
+    truth = torso.labels.array == 5
+    expected = 2 * truth.sum() / (truth.sum() + truth.size)
+    (row,) = dock.scores.rows
+    assert row["label"] == "liver" and row["model"] == "small-liver" and abs(row["dice"] - expected) < 1e-6
+    assert dock.scores.summary.rowCount() == 1 and dock.scores.save_table.isEnabled()
+    saved = dock.scores.save(tmp_path / "compare.csv", comparison=True)
+    assert saved.read_text().splitlines()[0].startswith("model,label,mean_dice")
+    assert "Dice" in log_text(dock)

@@ -1,0 +1,103 @@
+"""``ctviewer segment PATH --model NAME -o OUT [--largest]``: label maps from a segmentation model, headless.
+
+PATH is one study (a file or a DICOM folder) or a folder of studies. For one study OUT is the label
+file to write (its format from the suffix: .nii.gz, .nrrd, .seg.nrrd, DICOM-SEG .dcm); for several,
+OUT is a folder that gets ``EXAM_seg.nii.gz`` per study (or ``--format`` another suffix). A study that
+cannot be read is reported in one line and the batch goes on. The model's label table goes with
+every file, so the app opens the result with its names and colours.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ctviewer.errors import InputError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("segment", help="segment CT scans with a model (liver, vertebrae, ...)")
+    p.add_argument("path", type=Path, metavar="PATH", help="a CT file, a DICOM folder, or a folder of studies")
+    p.add_argument("--model", required=True, help="segmentation model name (see `ctviewer models`) or .keras path")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="label file for one study; a folder for a folder of studies")
+    p.add_argument("--largest", action="store_true", help="keep only the largest connected part of each label")
+    p.add_argument("--format", default=".nii.gz", help="suffix of the files written into a folder (default .nii.gz)")
+
+
+def run(args) -> int:
+    from ctviewer.commands.locate import ProgressBar
+    from ctviewer.ml import registry
+    from ctviewer.workflows.segmentation.segment import SEGMENTATION_TASKS
+    from ctviewer.workflows.slice_locator.locate import find_studies
+
+    entry = registry.find_model(args.model)   # refused from its card before Keras starts
+    if entry.card.task not in SEGMENTATION_TASKS:
+        raise InputError(f"is a {entry.card.task} model, not a segmentation model", entry.path)
+    studies, problems = find_studies([args.path])
+    if problems:
+        raise InputError(problems[0][1], problems[0][0])
+    many = len(studies) > 1 or studies[0] != args.path
+    outputs = _outputs(studies, args, many)
+    bar = ProgressBar(sys.stderr)
+    done = bad = 0
+    try:
+        for study, out in outputs.items():
+            try:
+                line = segment_one(study, out, entry, args.largest, bar)
+            except InputError as exc:
+                bar.clear()
+                print(f"ctviewer: warning: {exc}", file=sys.stderr)
+                bad += 1
+                continue
+            bar.clear()
+            print(line)
+            done += 1
+    finally:
+        bar.clear()
+    if not done:
+        print("ctviewer: nothing segmented", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+def _outputs(studies, args, many: bool) -> dict:
+    from ctviewer.io.writers import SUPPORTED_SUFFIXES
+    from ctviewer.workflows.slice_locator.locate import assign_exam_ids
+
+    if not many:
+        folder = args.output.parent if str(args.output.parent) else Path(".")
+        if not folder.is_dir():
+            raise InputError("folder does not exist", folder)
+        return {studies[0]: args.output}
+    if args.output.exists() and not args.output.is_dir():
+        raise InputError("a folder of studies needs -o FOLDER, and this is a file", args.output)
+    suffix = args.format if args.format.startswith(".") else f".{args.format}"
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise InputError(f"--format {args.format}: use one of {', '.join(SUPPORTED_SUFFIXES)}")
+    args.output.mkdir(parents=True, exist_ok=True)
+    ids = assign_exam_ids(studies, {})
+    return {study: args.output / f"{ids[study]}_seg{suffix}" for study in studies}
+
+
+def segment_one(study: Path, out: Path, entry, largest: bool, progress) -> str:
+    """Read, segment and save one study; returns its line for stdout."""
+    from ctviewer.data.labels import LabelMap
+    from ctviewer.io import read_volume
+    from ctviewer.io.writers import write_label_map
+    from ctviewer.workflows.segmentation.segment import label_table, segment
+
+    volume = read_volume(study)
+    result = segment(volume, entry, keep_largest=largest, progress=progress)
+    labels = LabelMap(volume.with_array(result.labels, window=None, modality="", name=f"{volume.name} labels"),
+                      label_table(result.groups))
+    write_label_map(labels, out, image=volume)
+    counts = ", ".join(f"{name} {n * _voxel_ml(volume):.0f} ml" for name, n in result.voxels.items())
+    return f"{study.name}  {counts}  -> {out}"
+
+
+def _voxel_ml(volume) -> float:
+    z, y, x = volume.spacing
+    return z * y * x / 1000.0

@@ -1,0 +1,150 @@
+"""`ctviewer segment`, `ctviewer segment-eval` and `ctviewer train` for the segmentation tasks, in-process.
+
+Small untrained U-Nets with threshold 0 (every voxel painted) make the expected output exact; one
+tiny real training checks the task end to end (split by study, card with groups, Dice and curves).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ctviewer.cli import main
+from ctviewer.errors import InputError
+from ctviewer.io import read_volume
+from ctviewer.io.writers import write_volume
+from ctviewer.ml import registry
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+
+@pytest.fixture
+def models_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("CTVIEWER_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setattr(registry, "SHIPPED_DIR", tmp_path / "shipped")
+    return tmp_path / "models"
+
+
+def save_unet(folder, name="paint-all", dims=2, label_id=5, ids=(5,)):
+    from ctviewer.ml.cards import ModelCard
+    from ctviewer.ml.unet import build_unet_2d, build_unet_3d
+
+    model = build_unet_2d(filters=(4, 8)) if dims == 2 else build_unet_3d(base_filters=4, depth=2)
+    inputs = {"kind": "volume", "dims": dims, "window_hu": [-1000, 400], "multiple": 2,
+              "spacing_mm": [None, 8.0, 8.0] if dims == 2 else [8.0, 8.0, 8.0], "patch": [16, 16, 16]}
+    card = ModelCard(name=name, task=f"segmentation_{dims}d", inputs=inputs,
+                     outputs={"groups": [{"name": "organ", "ids": list(ids), "label_id": label_id}], "threshold": 0.0})
+    return registry.save_model(model, card, folder)
+
+
+@pytest.fixture
+def scans(tmp_path):
+    from ctviewer.synth import TorsoParams, make_torso
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for seed in (1, 2):
+        torso = make_torso(TorsoParams(seed=seed, matrix=(80, 80), pixel_spacing=5.0, slice_spacing=8.0))
+        write_volume(torso.image, folder / f"case{seed}.nii.gz")
+        write_volume(torso.labels.volume, folder / f"case{seed}_labels.nii.gz", label_table=torso.labels.table)
+    return folder
+
+
+def test_segment_one_study_writes_labels_with_their_names(models_dir, scans, tmp_path, capsys):
+    save_unet(models_dir)
+    out = tmp_path / "mask.nii.gz"
+    assert main(["segment", str(scans / "case1.nii.gz"), "--model", "paint-all", "-o", str(out)]) == 0
+    line = capsys.readouterr().out
+    assert "case1.nii.gz  organ" in line and str(out) in line
+    mask, image = read_volume(out), read_volume(scans / "case1.nii.gz")
+    assert mask.shape == image.shape and np.allclose(mask.origin, image.origin)
+    assert set(np.unique(mask.array)) == {5}
+    assert json.loads((tmp_path / "mask.labels.json").read_text())   # the label table goes with the file
+
+
+def test_segment_a_folder_goes_on_past_a_bad_file(models_dir, scans, tmp_path, capsys):
+    save_unet(models_dir, dims=3)
+    (scans / "broken.nii.gz").write_bytes(b"not a nifti")
+    out = tmp_path / "masks"
+    assert main(["segment", str(scans), "--model", "paint-all", "-o", str(out), "--largest"]) == 0
+    captured = capsys.readouterr()
+    assert "broken.nii.gz" in captured.err
+    assert (out / "case1_seg.nii.gz").exists() and (out / "case2_seg.nii.gz").exists()
+
+
+@pytest.mark.parametrize("model, message", [("nowhere", "nowhere"), ("locator", "not a segmentation model")])
+def test_segment_refuses_a_missing_or_foreign_model(models_dir, scans, tmp_path, capsys, model, message):
+    from ctviewer.ml.cards import ModelCard
+
+    save_unet(models_dir)
+    (models_dir / "locator.keras").write_bytes((models_dir / "paint-all.keras").read_bytes())
+    ModelCard(name="locator", task="slice_locator").write(models_dir / "locator.json")
+    assert main(["segment", str(scans / "case1.nii.gz"), "--model", model, "-o", str(tmp_path / "m.nii.gz")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.nii.gz").exists()
+
+
+def test_segment_eval_scores_each_study_and_compares_models(models_dir, scans, tmp_path, capsys):
+    save_unet(models_dir, name="two-d")
+    save_unet(models_dir, name="three-d", dims=3)
+    scores, table = tmp_path / "scores.csv", tmp_path / "table.csv"
+    assert main(["segment-eval", str(scans), "--model", "two-d", "--model", "three-d",
+                 "--scores", str(scores), "--table", str(table)]) == 0
+    out = capsys.readouterr().out
+    rows = scores.read_text().splitlines()
+    assert len(rows) == 1 + 2 * 2                      # header + 2 studies x 2 models
+    assert table.read_text().splitlines()[0] == "model,label,mean_dice,median_dice,mean_jaccard,cases"
+    # painting everything: Dice = 2|liver| / (|liver| + |all|), per study
+    labels = read_volume(scans / "case1_labels.nii.gz").array
+    liver = np.count_nonzero(labels == 5)
+    assert f"{2 * liver / (liver + labels.size):.3f}" in out
+
+
+def write_config(folder, dims=2, data=None, **top):
+    settings = {"task": f"segmentation_{dims}d", "name": "tiny-seg", "epochs": 1, "batch_size": 2, **top}
+    data = {"synthetic": 3, "synthetic_test": 1, "target": "liver=5", "spacing_mm": 8.0, **(data or {})}
+    extra = {"samples_per_epoch": 4, "val_samples": 2}
+    extra.update({"filters": [4, 8], "slice_size": 32} if dims == 2 else
+                 {"base_filters": 4, "depth": 2, "patch": [16, 16, 16]})
+    text = "\n".join(f"{k} = {json.dumps(v)}" for k, v in settings.items())
+    text += "\n[data]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in data.items())
+    text += "\n[extra]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in extra.items()) + "\n"
+    path = folder / "seg.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"synthetic": 1}, "one study"),
+    ({"target": "tumour=199"}, "199"),
+    ({"colour": 3}, "unknown key"),
+    ({"synthetic": 0}, "no training data"),
+])
+def test_train_refuses_bad_segmentation_configs_in_one_line(models_dir, tmp_path, capsys, data, message):
+    assert main(["train", str(write_config(tmp_path, data=data))]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_a_tiny_3d_unet_end_to_end(models_dir, tmp_path, capsys):
+    assert main(["train", str(write_config(tmp_path, dims=3))]) == 0
+    card = json.loads((models_dir / "tiny-seg.json").read_text())
+    assert card["task"] == "segmentation_3d" and card["inputs"]["patch"] == [16, 16, 16]
+    assert card["outputs"]["groups"] == [{"name": "liver", "ids": [5], "label_id": 5}]
+    assert 0.0 <= card["metrics"]["synthetic_test"]["liver"]["mean_dice"] <= 1.0
+    assert "val_loss" in card["training"]["history"]                  # the curves stay with the model
+    assert card["training"]["studies"] == {"train": 2, "validation": 1}   # split by study
+
+
+def test_target_check_refuses_studies_with_nothing_to_learn():
+    from ctviewer.workflows.segmentation.cases import Case
+    from ctviewer.workflows.segmentation.prepare import Target
+    from ctviewer.data import Volume
+
+    empty = [Case(f"c{i}", Volume(np.zeros((4, 8, 8), np.int16)), np.zeros((4, 8, 8), np.uint8), "x")
+             for i in range(2)]
+    with pytest.raises(InputError, match="nothing to learn"):
+        Target.parse("nonzero").check(empty)
