@@ -155,6 +155,25 @@ def load_model(name_or_path_or_entry, task: str | None = None, *, compile: bool 
     return model, entry.card
 
 
+def _without_optimizer_state(model):
+    """The model with the same weights and compile settings but a fresh optimizer.
+
+    A trained optimizer's moments (Adam keeps two per weight) would triple the file for nothing:
+    shipped and user models are run, and a new training starts its own optimizer.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not optimizer.built:
+        return model
+    from ctviewer.ml.backend import keras
+
+    k = keras()
+    copy = k.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    # compile(), not compile_from_config(): the latter builds the optimizer's variables at once
+    copy.compile(**k.saving.deserialize_keras_object(model.get_compile_config()))
+    return copy
+
+
 def save_model(model, card: ModelCard, folder: str | Path) -> ModelEntry:
     """Save ``NAME.keras`` and its card ``NAME.json`` in ``folder`` (created if needed), each atomically."""
     if not _NAME.fullmatch(card.name or ""):
@@ -166,7 +185,7 @@ def save_model(model, card: ModelCard, folder: str | Path) -> ModelEntry:
         raise InputError(f"cannot create the models folder: {exc.strerror or exc}", folder) from exc
     model_path, card_path = folder / f"{card.name}.keras", folder / f"{card.name}.json"
     with atomic_path(model_path) as tmp:  # the temporary name keeps the .keras suffix Keras insists on
-        model.save(tmp)
+        _without_optimizer_state(model).save(tmp)
     card.write(card_path)
     shipped = SHIPPED_DIR.exists() and folder.resolve() == SHIPPED_DIR.resolve()
     return ModelEntry(card, model_path, card_path, shipped)

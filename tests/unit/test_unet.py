@@ -160,3 +160,34 @@ def test_registry_registers_the_losses_before_loading(tmp_path, monkeypatch):
     truth = (patch > 0.5).astype(np.float32)
     assert loaded.loss.__name__ == "dice_loss"  # the training loss came back with the model
     assert float(_np(loaded.loss(truth, truth))) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # no moments saved, on purpose
+def test_saved_models_leave_the_optimizers_moments_behind_but_keep_weights_and_loss(tmp_path):
+    model = unet.build_unet_2d(filters=(8, 16), loss="dice_ce")
+    x = np.random.default_rng(5).random((4, 16, 16, 1), dtype=np.float32)
+    model.fit(x, (x > 0.5).astype(np.float32), epochs=1, verbose=0)   # Adam now holds two moments per weight
+    direct = tmp_path / "direct.keras"
+    model.save(direct)
+    entry = registry.save_model(model, ModelCard(name="small", task="segmentation_2d"), tmp_path)
+    assert _optimizer_values(direct) > 2 * len(model.trainable_weights)   # the moments, had we saved them
+    assert _optimizer_values(entry.path) <= 2                               # iteration count, learning rate
+    loaded, _ = registry.load_model(entry.path, task="segmentation_2d", compile=True)
+    np.testing.assert_allclose(_np(loaded(x, training=False)), _np(model(x, training=False)), atol=1e-6)
+    assert loaded.loss.__name__ == "dice_ce_loss"
+
+
+def _optimizer_values(keras_file) -> int:
+    """How many arrays the optimizer left in a .keras file's weights."""
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(keras_file) as archive:
+        weights = io.BytesIO(archive.read("model.weights.h5"))
+    found = []
+    with h5py.File(weights, "r") as h5:
+        if "optimizer" in h5:
+            h5["optimizer"].visititems(lambda name, item: found.append(name) if isinstance(item, h5py.Dataset) else None)
+    return len(found)
