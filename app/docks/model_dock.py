@@ -27,11 +27,11 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDockWidget, QHBoxLayout, QHe
                                QTableWidgetItem, QTabWidget, QTextBrowser, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
-from app.docks.segmentation_run import (SEGMENTATION_TASKS, ScoresPanel, prediction_layer, reference_layer,
-                                        score_rows, segment_study)
+from app.docks.segmentation_run import ScoresPanel, prediction_layer, reference_layer, score_rows, segment_study
 from app.views.training_curves import TrainingCurves
 from app.workers import run_worker
 from ctviewer.errors import InputError
+from ctviewer.workflows.segmentation.segment import SEGMENTATION_TASKS, sizes_text
 
 log = logging.getLogger(__name__)
 
@@ -298,12 +298,11 @@ class ModelDock(QDockWidget):
     def _segmentation_done(self, result) -> None:
         """The prediction becomes an editable label layer; scored when the study has a reference."""
         name = Path(self._run_model).stem
+        reference = reference_layer(self.study, result.groups)   # before the prediction joins the layers
         layer = prediction_layer(self.study, result, name)
-        reference = reference_layer(self.study, result.groups, exclude=layer)
         self.study.layers.append(layer)
-        z, y, x = self.study.image.spacing
-        sizes = ", ".join(f"{group} {n * z * y * x / 1000:.0f} ml" for group, n in result.voxels.items())
-        self.log(f"{name}: {sizes} → label layer '{layer.name}' (correct it with the labels dock)")
+        self.log(f"{name}: {sizes_text(result, self.study.image)} → label layer '{layer.name}' "
+                 "(correct it with the labels dock)")
         if reference is not None:
             study_name = self.study.image.name or Path(self.study.image.source).name or "study"
             rows = score_rows(study_name, name, result, reference)

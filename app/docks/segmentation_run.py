@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QHeaderView, QLabel, QP
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ctviewer.errors import InputError
-from ctviewer.workflows.segmentation.segment import SEGMENTATION_TASKS  # noqa: F401  (Keras-free)
 
 SCORE_HEADERS = ("Study", "Model", "Label", "Dice", "Jaccard")
 TABLE_HEADERS = ("Model", "Label", "Mean Dice", "Median Dice", "Mean Jaccard", "Studies")
@@ -47,14 +46,14 @@ def prediction_layer(study, result, model_name: str):
     return LabelLayer(LabelMap(volume, label_table(result.groups)), name=f"{model_name} prediction")
 
 
-def reference_layer(study, groups, exclude):
-    """The newest other label layer holding any id the model's groups were trained on (or None)."""
+def reference_layer(study, groups):
+    """The newest label layer holding any id the model's groups were trained on (or None); a group
+    trained on "all non-zero" takes any layer with labels."""
     wanted = {int(i) for g in groups for i in (g.get("ids") or [])}
+    any_label = any(g.get("ids") is None for g in groups)
     for layer in reversed(study.layers.by_kind("labels")):
-        if layer is exclude:
-            continue
-        ids = np.unique(layer.array)
-        if any(g.get("ids") is None for g in groups) and (ids != 0).any() or wanted & set(ids.tolist()):
+        ids = set(np.unique(layer.array).tolist()) - {0}
+        if (any_label and ids) or wanted & ids:
             return layer
     return None
 

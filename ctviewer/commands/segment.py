@@ -29,13 +29,10 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from ctviewer.commands.locate import ProgressBar
-    from ctviewer.ml import registry
-    from ctviewer.workflows.segmentation.segment import SEGMENTATION_TASKS
+    from ctviewer.workflows.segmentation.segment import find_segmentation_model
     from ctviewer.workflows.slice_locator.locate import find_studies
 
-    entry = registry.find_model(args.model)   # refused from its card before Keras starts
-    if entry.card.task not in SEGMENTATION_TASKS:
-        raise InputError(f"is a {entry.card.task} model, not a segmentation model", entry.path)
+    entry = find_segmentation_model(args.model)   # refused from its card before Keras starts
     studies, problems = find_studies([args.path])
     if problems:
         raise InputError(problems[0][1], problems[0][0])
@@ -87,17 +84,11 @@ def segment_one(study: Path, out: Path, entry, largest: bool, progress) -> str:
     from ctviewer.data.labels import LabelMap
     from ctviewer.io import read_volume
     from ctviewer.io.writers import write_label_map
-    from ctviewer.workflows.segmentation.segment import label_table, segment
+    from ctviewer.workflows.segmentation.segment import label_table, segment, sizes_text
 
     volume = read_volume(study)
     result = segment(volume, entry, keep_largest=largest, progress=progress)
     labels = LabelMap(volume.with_array(result.labels, window=None, modality="", name=f"{volume.name} labels"),
                       label_table(result.groups))
     write_label_map(labels, out, image=volume)
-    counts = ", ".join(f"{name} {n * _voxel_ml(volume):.0f} ml" for name, n in result.voxels.items())
-    return f"{study.name}  {counts}  -> {out}"
-
-
-def _voxel_ml(volume) -> float:
-    z, y, x = volume.spacing
-    return z * y * x / 1000.0
+    return f"{study.name}  {sizes_text(result, volume)}  -> {out}"

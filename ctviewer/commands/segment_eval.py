@@ -29,16 +29,12 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from ctviewer.commands.locate import ProgressBar
-    from ctviewer.ml import registry
     from ctviewer.workflows.segmentation.cases import find_cases
     from ctviewer.workflows.segmentation.metrics import (case_scores, comparison_table, write_comparison_csv,
                                                          write_scores_csv)
-    from ctviewer.workflows.segmentation.segment import SEGMENTATION_TASKS, segment
+    from ctviewer.workflows.segmentation.segment import find_segmentation_model, segment
 
-    entries = [registry.find_model(name) for name in args.model]
-    for entry in entries:
-        if entry.card.task not in SEGMENTATION_TASKS:
-            raise InputError(f"is a {entry.card.task} model, not a segmentation model", entry.path)
+    entries = [find_segmentation_model(name) for name in args.model]
     refs = find_cases(args.cases)
     bar = ProgressBar(sys.stderr)
     scores: dict[str, list[dict]] = {entry.name: [] for entry in entries}

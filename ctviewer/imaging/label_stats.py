@@ -67,7 +67,7 @@ def label_statistics(image: Volume, labels: LabelMap, progress: Progress | None 
     else:
         counts, sums, squares = _weighted_sums(image, ids, n_ids, tick)
     tick(ids.shape[0])
-    return _rows(labels, counts, sums, squares, _voxel_ml(image))
+    return _rows(labels, counts, sums, squares, voxel_ml(image))
 
 
 def _slabs(depth: int, plane: int):
@@ -139,7 +139,8 @@ def _typical_value(image: Volume) -> float:
     return float(np.median(sample)) if sample.size else 0.0
 
 
-def _voxel_ml(image: Volume) -> float | None:
+def voxel_ml(image: Volume) -> float | None:
+    """Millilitres per voxel; None where the image has no physical size (a photo's pixels)."""
     if image.meta.get("pixel_units") or image.is_photo:
         return None
     return float(np.prod(image.spacing)) / 1000.0

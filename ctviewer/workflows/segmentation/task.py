@@ -22,7 +22,6 @@ torsos and on each real scan, measured on the scan's own grid after the full inf
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -201,40 +200,19 @@ def make_sample(prepared, dims: int, size, rng, foreground_fraction: float):
     return _crop(prepared.image, centre, size), _crop(prepared.masks, centre, size)
 
 
-@functools.cache
-def _batches_class():
+def _batches(prepared, dims, size, batch_size, steps, augment_spec, foreground_fraction, seed):
+    """Random (augmented) samples of random training studies, new every epoch."""
     from ctviewer.ml.augmentation import augment_pair
-    from ctviewer.ml.backend import keras
+    from ctviewer.ml.datasets import sample_batches
 
-    class SegBatches(keras().utils.PyDataset):
-        """Random (augmented) samples for training; a fixed set for validation."""
+    def make_pair(rng, i):
+        case = prepared[int(rng.integers(len(prepared)))]
+        image, masks = make_sample(case, dims, size, rng, foreground_fraction)
+        if augment_spec is not None:
+            image, masks = augment_pair(image, masks, rng, augment_spec, spatial_dims=dims)
+        return image[..., None].astype(np.float32), masks.astype(np.float32)
 
-        def __init__(self, prepared, dims, size, batch_size, steps, augment_spec, foreground_fraction, seed):
-            super().__init__()
-            self.prepared, self.dims, self.size = prepared, dims, tuple(size)
-            self.batch_size, self.steps, self.spec = int(batch_size), int(steps), augment_spec
-            self.foreground_fraction, self.seed, self.epoch = foreground_fraction, seed, 0
-            self.num_samples = self.steps * self.batch_size
-
-        def __len__(self):
-            return self.steps
-
-        def __getitem__(self, index):
-            xs, ys = [], []
-            for k in range(self.batch_size):
-                rng = np.random.default_rng([self.seed, self.epoch, index, k])
-                case = self.prepared[int(rng.integers(len(self.prepared)))]
-                image, masks = make_sample(case, self.dims, self.size, rng, self.foreground_fraction)
-                if self.spec is not None:
-                    image, masks = augment_pair(image, masks, rng, self.spec)
-                xs.append(image[..., None])
-                ys.append(masks)
-            return np.stack(xs).astype(np.float32), np.stack(ys).astype(np.float32)
-
-        def on_epoch_end(self):
-            self.epoch += 1
-
-    return SegBatches
+    return sample_batches(make_pair, batch_size, steps, seed)
 
 
 def _validation_arrays(prepared, dims, size, count, foreground_fraction, seed):
@@ -277,8 +255,7 @@ def _load_data(config, dims, progress=None, cancel=None):
     fg = float(data.extra.get("foreground_fraction", 0.7))
     steps = max(1, int(data.extra.get("samples_per_epoch", 256 if dims == 2 else 64)) // config.batch_size)
     spec = AugmentSpec() if config.augmentation else None
-    train = _batches_class()([prepared[i] for i in train_ids], dims, size, config.batch_size, steps, spec, fg,
-                             config.seed)
+    train = _batches([prepared[i] for i in train_ids], dims, size, config.batch_size, steps, spec, fg, config.seed)
     val_count = int(data.extra.get("val_samples", 64 if dims == 2 else 16))
     val = _validation_arrays([prepared[i] for i in val_ids], dims, size, val_count, fg, config.seed)
     where = ", ".join(str(s) for s in data.sources) or "no files"

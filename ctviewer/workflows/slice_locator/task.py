@@ -20,7 +20,6 @@ Keras is imported only inside the functions, so importing this module (to read T
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,44 +120,21 @@ def _as_list(value) -> list:
 
 # -- batches -----------------------------------------------------------------------------------------
 
-@functools.cache
-def _batches_class():
-    """A keras PyDataset of sample windows (made on first use: Keras is imported lazily)."""
-    from ctviewer.ml.backend import keras
+def _batches(samples, levels, settings, batch_size, steps, augment, seed):
+    """Random augmented windows (training) or a fixed set of plain windows (validation)."""
+    from ctviewer.ml.datasets import sample_batches
     from ctviewer.workflows.slice_locator.augment import make_sample
 
-    class LocatorBatches(keras().utils.PyDataset):
-        """Random augmented windows (training) or a fixed set of plain windows (validation)."""
+    levels = tuple(levels)
 
-        def __init__(self, samples, levels, settings, batch_size, steps, augment, seed):
-            super().__init__()
-            self.samples, self.levels, self.settings = samples, tuple(levels), settings
-            self.batch_size, self.steps, self.augment, self.seed = int(batch_size), int(steps), augment, seed
-            self.epoch = 0
-            self.num_samples = self.steps * self.batch_size
+    def make_pair(rng, i):
+        sample = samples[int(rng.integers(len(samples)))] if augment else samples[i % len(samples)]
+        x, y = make_sample(sample.frontal, sample.sagittal, sample.centre_cols, sample.rows_for(levels), rng,
+                           settings, augment=augment)
+        y[:, ~sample.known_for(levels)] = np.nan
+        return x, y
 
-        def __len__(self):
-            return self.steps
-
-        def __getitem__(self, index):
-            xs, ys = [], []
-            for k in range(self.batch_size):
-                i = index * self.batch_size + k
-                # training draws new windows every epoch; validation sees the same windows each time
-                rng = np.random.default_rng([self.seed, self.epoch if self.augment else 0, i])
-                sample = self.samples[int(rng.integers(len(self.samples)))] if self.augment else \
-                    self.samples[i % len(self.samples)]
-                x, y = make_sample(sample.frontal, sample.sagittal, sample.centre_cols,
-                                   sample.rows_for(self.levels), rng, self.settings, augment=self.augment)
-                y[:, ~sample.known_for(self.levels)] = np.nan
-                xs.append(x)
-                ys.append(y)
-            return np.stack(xs), np.stack(ys)
-
-        def on_epoch_end(self):
-            self.epoch += 1
-
-    return LocatorBatches
+    return sample_batches(make_pair, batch_size, steps, seed, fresh_each_epoch=augment)
 
 
 # -- the task's four functions -------------------------------------------------------------------------
@@ -194,10 +170,10 @@ def load_data(config, progress=None, cancel=None):
     val = [s for s in samples if s.study in val_set]
     settings = data.augment_settings()
     batch = config.batch_size
-    train_batches = _batches_class()(train, data.levels, settings, batch, max(1, data.samples_per_epoch // batch),
+    train_batches = _batches(train, data.levels, settings, batch, max(1, data.samples_per_epoch // batch),
                                      config.augmentation, config.seed)
     val_steps = max(1, math.ceil(len(val) * data.val_windows_per_scan / batch))
-    val_batches = _batches_class()(val, data.levels, settings, batch, val_steps, False, config.seed + 1)
+    val_batches = _batches(val, data.levels, settings, batch, val_steps, False, config.seed + 1)
     sources = [f"{data.synthetic} synthetic scans" if data.synthetic else ""] + \
               [f"thesis {p.name}" for p in data.thesis_npz] + [f"reviewed studies of {p.name}" for p in data.picks_csv]
     progress(1.0, "")
