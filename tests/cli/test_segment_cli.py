@@ -96,6 +96,7 @@ def test_segment_eval_scores_each_study_and_compares_models(models_dir, scans, t
     out = capsys.readouterr().out
     rows = scores.read_text().splitlines()
     assert len(rows) == 1 + 2 * 2                      # header + 2 studies x 2 models
+    assert sorted(row.split(",")[0] for row in rows[1:]) == ["three-d", "three-d", "two-d", "two-d"]  # whose score
     assert table.read_text().splitlines()[0] == "model,label,mean_dice,median_dice,mean_jaccard,cases"
     # painting everything: Dice = 2|liver| / (|liver| + |all|), per study
     labels = read_volume(scans / "case1_labels.nii.gz").array

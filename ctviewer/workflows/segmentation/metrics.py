@@ -101,8 +101,11 @@ def comparison_table(scores_by_model: dict[str, list[dict]]) -> list[dict]:
 
 
 def write_scores_csv(path: str | Path, rows: Iterable[dict]) -> Path:
-    """Save per-study rows (``SCORE_COLUMNS``) as a CSV, atomically."""
-    return _write_csv(path, SCORE_COLUMNS, rows)
+    """Save per-study rows (``SCORE_COLUMNS``) as a CSV, atomically; rows that name their model (scores
+    of several models in one file) get a leading ``model`` column."""
+    rows = list(rows)
+    columns = (("model",) if any("model" in row for row in rows) else ()) + SCORE_COLUMNS
+    return _write_csv(path, columns, rows)
 
 
 def write_comparison_csv(path: str | Path, rows: Iterable[dict]) -> Path:
