@@ -57,7 +57,9 @@ class LabelsDock(QDockWidget):
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Fixed, fitted once per redraw in _sync_rows: ResizeToContents re-measures the whole column on
+        # every cell's setText, which made the first fill of ~90 labels with statistics stall the GUI.
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.horizontalHeader().setSectionResizeMode(NAME, QHeaderView.ResizeMode.Stretch)
         self.table.itemChanged.connect(self._item_changed)
         self.table.currentCellChanged.connect(self._row_selected)
@@ -123,10 +125,17 @@ class LabelsDock(QDockWidget):
             self.table.setRowCount(len(labels))
             for row, lab in enumerate(labels):
                 self._fill_row(row, lab)
+            self._fit_columns()
             self._select_label(self.annotator.label)
         finally:
             self.table.blockSignals(False)
             self._syncing = False
+
+    def _fit_columns(self) -> None:
+        """Size every column but the stretched name to its contents (and header), once for all rows."""
+        for col in range(len(COLUMNS)):
+            if col != NAME and not self.table.isColumnHidden(col):
+                self.table.resizeColumnToContents(col)
 
     def _item(self, row: int, col: int) -> QTableWidgetItem:
         item = self.table.item(row, col)
