@@ -197,27 +197,14 @@ def test_progress_bar_draws_on_a_terminal_only():
 
 def _write_dicom_series(folder, slices: int = 10) -> None:
     """A CT series with a body and a spine, stored head first (instance 1 is the top slice)."""
-    import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    from tests.dicom_series import write_ct_series
 
-    folder.mkdir(parents=True)
-    image = _ct(slices).array[0] + 1024  # stored values; the rescale intercept gives HU back
-    series = generate_uid()
-    for k in range(slices):
-        ds = Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.TransferSyntaxUID = CTImageStorage, ExplicitVRLittleEndian
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.Modality, ds.PatientName, ds.SeriesInstanceUID, ds.InstanceNumber = "CT", "Test^Patient", series, k + 1
-        ds.ImagePositionPatient, ds.ImageOrientationPatient = [0.0, 0.0, 30.0 - 2.5 * k], [1, 0, 0, 0, 1, 0]
-        ds.PixelSpacing, ds.Rows, ds.Columns = [2.0, 2.0], 64, 64
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-        ds.PixelData = image.astype(np.uint16).tobytes()
-        pydicom.dcmwrite(folder / f"im{k:03d}.dcm", ds, enforce_file_format=True)
+    image = (_ct(slices).array[0] + 1024).astype(np.uint16)  # stored values; the rescale intercept gives HU back
+    positions = [(0.0, 0.0, 30.0 - 2.5 * k) for k in range(slices)]
+    names = [f"im{k:03d}.dcm" for k in range(slices)]
+    numbers = [{"InstanceNumber": k + 1} for k in range(slices)]
+    write_ct_series(folder, [image] * slices, positions, names, per_slice=numbers, pixel_spacing=(2.0, 2.0),
+                    PatientName="Test^Patient")
 
 
 def test_dicom_study_gets_instance_numbers_and_names_only_when_asked(tmp_path, capsys, monkeypatch):

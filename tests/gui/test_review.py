@@ -318,29 +318,14 @@ def test_studies_without_picks_are_predicted_in_a_worker_then_reviewed(open_wind
 def write_dicom_series(folder, volume) -> int:
     """``volume`` as an axial CT series, one file per slice, InstanceNumbers counting from the head
     down (so that they differ from slice index + 1); returns the number of slices."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    from tests.dicom_series import write_ct_series
 
-    folder.mkdir()
     n = volume.shape[0]
-    series = generate_uid()
-    for k in range(n):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.Modality, ds.StudyInstanceUID, ds.SeriesInstanceUID = "CT", "1.2.3", series
-        x, y, z = volume.index_to_lps((k, 0, 0))
-        ds.ImagePositionPatient, ds.ImageOrientationPatient = [x, y, z], [1, 0, 0, 0, 1, 0]
-        ds.PixelSpacing, ds.SliceThickness, ds.InstanceNumber = list(volume.spacing[1:]), 5.0, n - k
-        ds.Rows, ds.Columns = volume.shape[1:]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleSlope, ds.RescaleIntercept = 1, 0
-        ds.PixelData = volume.array[k].astype(np.int16).tobytes()
-        ds.save_as(folder / f"im{(k * 37) % n:03d}.dcm", enforce_file_format=True)
+    planes = [volume.array[k].astype(np.int16) for k in range(n)]
+    positions = [volume.index_to_lps((k, 0, 0)) for k in range(n)]
+    names = [f"im{(k * 37) % n:03d}.dcm" for k in range(n)]
+    write_ct_series(folder, planes, positions, names, per_slice=[{"InstanceNumber": n - k} for k in range(n)],
+                    pixel_spacing=volume.spacing[1:], rescale=(1, 0), StudyInstanceUID="1.2.3", SliceThickness=5.0)
     return n
 
 

@@ -8,10 +8,8 @@ import os
 
 import nrrd
 import numpy as np
-import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 from ctviewer.data.labels import LabelMap, LabelTable
 from ctviewer.data.volume import Volume
@@ -22,6 +20,7 @@ from ctviewer.io.label_files import (ColourLabelsError, default_label_path, find
 from ctviewer.io.registry import examine, read_volume
 from ctviewer.io.writers import write_label_map, write_volume
 from ctviewer.workflows.open import load_labels_for, open_study
+from tests import dicom_series
 
 
 def _table() -> LabelTable:
@@ -292,29 +291,14 @@ ROWS, COLUMNS, SLICES = 7, 6, 5
 
 def write_ct_series(folder, orientation=(1, 0, 0, 0, 1, 0), step=(0.0, 0.0, -2.5)) -> list:
     """A small CT series as a scanner writes it (frame of reference, patient and study data)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    study, series, frame = generate_uid(), generate_uid(), generate_uid()
-    files = []
-    for k in range(SLICES):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.Modality, ds.PatientID, ds.PatientName, ds.StudyDate = "CT", "P1", "Test^Patient", "20240101"
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-        ds.SeriesDescription, ds.InstanceNumber = "CT TEST", k + 1
-        ds.ImagePositionPatient = [10.0 + k * step[0], -20.0 + k * step[1], 30.0 + k * step[2]]
-        ds.ImageOrientationPatient, ds.PixelSpacing = list(orientation), [0.7, 0.8]
-        ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = ROWS, COLUMNS, 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-        ds.PixelData = (np.arange(ROWS * COLUMNS, dtype=np.int16).reshape(ROWS, COLUMNS) * 10 + k).tobytes()
-        path = folder / f"{SLICES - k:03d}.dcm"  # names against the position order
-        pydicom.dcmwrite(path, ds, enforce_file_format=True)
-        files.append(path)
-    return files
+    planes = [np.arange(ROWS * COLUMNS, dtype=np.int16).reshape(ROWS, COLUMNS) * 10 + k for k in range(SLICES)]
+    positions = [(10.0 + k * step[0], -20.0 + k * step[1], 30.0 + k * step[2]) for k in range(SLICES)]
+    names = [f"{SLICES - k:03d}.dcm" for k in range(SLICES)]  # names against the position order
+    numbers = [{"InstanceNumber": k + 1} for k in range(SLICES)]
+    return dicom_series.write_ct_series(
+        folder, planes, positions, names, orientation=orientation, per_slice=numbers,
+        PatientID="P1", PatientName="Test^Patient", StudyDate="20240101", StudyInstanceUID=generate_uid(),
+        FrameOfReferenceUID=generate_uid(), SeriesDescription="CT TEST")
 
 
 def _painted(image: Volume) -> LabelMap:

@@ -7,10 +7,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
-import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from ctviewer.data.labels import LabelTable
 from ctviewer.data.volume import Volume
@@ -18,6 +15,7 @@ from ctviewer.errors import InputError
 from ctviewer.io.writers import write_volume
 from ctviewer.workflows.segmentation.cases import ORGAN_IDS, case_from_study, find_cases
 from ctviewer.workflows.segmentation.prepare import Target
+from tests.dicom_series import write_ct_series
 
 ROWS, COLUMNS, SLICES = 8, 6, 5   # not square, so a transposed mask would show
 LIVER_HU = 60
@@ -33,29 +31,12 @@ def liver_region(k: int) -> np.ndarray:
 
 def write_slices(folder, planes, positions, orientation, seed, ct=True):
     """One DICOM file per plane, named image_0.. in a shuffled order (names do not follow positions)."""
-    folder.mkdir(parents=True, exist_ok=True)
     names = [f"image_{i}" for i in range(len(planes))]
     random.Random(seed).shuffle(names)
-    series_uid = generate_uid()
-    for plane, position, name in zip(planes, positions, names):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.Modality, ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID = "CT", "P1", "1.2.3", series_uid
-        ds.Rows, ds.Columns = plane.shape
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        bits = 16 if ct else 8
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, int(ct)
-        ds.ImagePositionPatient, ds.ImageOrientationPatient = list(position), list(orientation)
-        ds.PixelSpacing, ds.SliceThickness = [0.7, 0.8], 2.5
-        if ct:  # stored = HU + 1024, as scanners write it; the reader must apply the rescale
-            ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
-            plane = (plane + 1024).astype(np.int16)
-        ds.PixelData = plane.astype(np.int16 if ct else np.uint8).tobytes()
-        pydicom.dcmwrite(folder / name, ds, enforce_file_format=True)
+    # CT planes are stored as HU + 1024 with the rescale that undoes it; masks as 8-bit without one
+    stored = [(p + 1024).astype(np.int16) if ct else p.astype(np.uint8) for p in planes]
+    write_ct_series(folder, stored, positions, names, orientation=orientation, rescale=(1, -1024) if ct else None,
+                    PatientID="P1", StudyInstanceUID="1.2.3", SliceThickness=2.5)
 
 
 def write_patient(folder, organs=("liver",), orientation=(1, 0, 0, 0, 1, 0), extra_mask_position=None):
