@@ -10,6 +10,11 @@ does not show (seed, ``extra``, and the output folders of a loaded config) come 
 the default config's output folders are not used, so training from the GUI never writes into the
 shipped models folder.
 
+For the segmentation tasks, the "Open studies" group lists the studies open in the app that have a
+label layer: each checked study (with the label layer chosen beside it) is handed to the model dock,
+which writes it as training files and adds that folder to ``data.sources``
+(:mod:`ctviewer.workflows.segmentation.export`).
+
 A task's module may import Keras, which takes seconds: it is loaded in a worker, never here.
 """
 
@@ -21,12 +26,14 @@ from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+                               QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+                               QSpinBox, QVBoxLayout, QWidget)
 
+from app.docks.segmentation_run import reference_layer
 from app.workers import run_worker
 from ctviewer.errors import InputError
 from ctviewer.ml.training import PATH_WORDS
+from ctviewer.workflows.segmentation.segment import SEGMENTATION_TASKS
 
 FOLDER_WORDS = ("dir", "dirs", "folder", "folders")
 CONFIG_FILTER = "Training configs (*.toml);;All files (*)"
@@ -138,13 +145,63 @@ def _value_of(default, editor: QWidget):
     return text
 
 
+class OpenStudiesBox(QGroupBox):
+    """The open studies with label layers: a check box each and a combo of its label layers."""
+
+    def __init__(self, studies=(), parent=None):
+        super().__init__("Open studies", parent)
+        grid = QGridLayout(self)
+        self.rows: list[tuple[object, QCheckBox, QComboBox]] = []   # (study, train on it, its label layer)
+        for study in studies:
+            layers = study.layers.by_kind("labels")
+            if not layers:
+                continue
+            check, combo = QCheckBox(study_name(study)), QComboBox()
+            for layer in layers:
+                combo.addItem(layer.name, layer)
+            best = reference_layer(study, [{"ids": None}])   # the newest layer that holds labels
+            if best is not None:
+                combo.setCurrentIndex(layers.index(best))
+            check.setChecked(best is not None)
+            check.setToolTip("Train on this study and the label layer beside it (written to your models "
+                             "folder as NIfTI files)" if best is not None else
+                             "Its label layers are empty: paint or open labels first")
+            combo.setToolTip("The label layer holding what the model should learn")
+            grid.addWidget(check, len(self.rows), 0)
+            grid.addWidget(combo, len(self.rows), 1)
+            self.rows.append((study, check, combo))
+        if not self.rows:
+            grid.addWidget(QLabel("No open study has a label layer: open labels (File ▸ Open labels…) or "
+                                  "paint them to train on a study."), 0, 0)
+
+    def chosen(self) -> list[tuple[str, object, object]]:
+        """(name, image Volume, LabelMap) of each checked study; the labels are a copy taken now, so
+        painting while they are written does not change what the model learns."""
+        from ctviewer.data.labels import LabelMap, LabelTable
+
+        out = []
+        for study, check, combo in self.rows:
+            layer = combo.currentData()
+            if check.isChecked() and layer is not None:
+                labels = layer.labels
+                table = LabelTable.from_json(labels.table.to_json())
+                out.append((study_name(study), study.image, LabelMap(labels.volume.with_array(labels.array.copy()),
+                                                                     table)))
+        return out
+
+
+def study_name(study) -> str:
+    image = study.image
+    return image.name or (Path(image.source).name if image.source else "") or study.id
+
+
 class TrainDialog(QDialog):
     """Pick a task and its settings; :meth:`config` is the TrainConfig to run (InputError if unusable)."""
 
     #: the task's defaults arrived (loaded in a worker); tests wait for it
     task_loaded = Signal(str)
 
-    def __init__(self, tasks: list[str], task: str | None = None, parent=None):
+    def __init__(self, tasks: list[str], task: str | None = None, studies=(), parent=None):
         super().__init__(parent)
         self.setWindowTitle("Train a model")
         self._base = None        # the TrainConfig the settings the dialog does not show come from
@@ -176,6 +233,8 @@ class TrainDialog(QDialog):
         self.data = DataForm()
         QVBoxLayout(self.data_box).addWidget(self.data)
         layout.addWidget(self.data_box)
+        self.studies = OpenStudiesBox(studies)
+        layout.addWidget(self.studies)
         self.message = QLabel("")
         self.message.setWordWrap(True)
         layout.addWidget(self.message)
@@ -197,6 +256,7 @@ class TrainDialog(QDialog):
         if not name:
             return
         self._base, self._user_config = None, False
+        self.studies.setVisible(name in SEGMENTATION_TASKS)
         self.name.setText(f"{name}-{datetime.now():%Y%m%d-%H%M}")
         if self._loading is not None:
             self._loading.cancel()
@@ -249,6 +309,7 @@ class TrainDialog(QDialog):
         self.task.blockSignals(True)
         self.task.setCurrentText(config.task)
         self.task.blockSignals(False)
+        self.studies.setVisible(config.task in SEGMENTATION_TASKS)
         self._base = config
         if not keep_name:
             self.name.setText(config.name)
@@ -271,6 +332,10 @@ class TrainDialog(QDialog):
         if self._base is not None and self._base.task == values["task"]:
             return dataclasses.replace(self._base, **values)
         return TrainConfig(**values)
+
+    def chosen_studies(self) -> list[tuple[str, object, object]]:
+        """(name, image, LabelMap) of the open studies to train on as well; empty for other tasks."""
+        return self.studies.chosen() if self.task.currentText() in SEGMENTATION_TASKS else []
 
     def accept(self) -> None:
         try:
@@ -300,10 +365,29 @@ def _task_defaults(name: str, progress=None, cancel=None):
 
     if name not in task_names():  # not get_task(): a task's module may import Keras, never loaded here
         raise InputError(f"unknown task '{name}'; known tasks: {', '.join(task_names())}")
-    path = SHIPPED_DIR / "configs" / f"{name}.toml"
-    if not path.is_file():
+    path = _shipped_config(SHIPPED_DIR / "configs", name)
+    if path is None:
         return None
     return dataclasses.replace(TrainConfig.from_toml(path), out_dir=None, log_dir=None)
+
+
+def _shipped_config(folder: Path, task: str) -> Path | None:
+    """``TASK.toml``, else the first shipped config training that task (segmentation_2d has only
+    liver_unet2d.toml): its data settings (target, window, spacing) are the form users edit."""
+    import tomllib
+
+    path = folder / f"{task}.toml"
+    if path.is_file():
+        return path
+    for path in sorted(folder.glob("*.toml")):
+        if path.name.startswith(("_", ".")):
+            continue
+        try:
+            if tomllib.loads(path.read_text(encoding="utf-8")).get("task") == task:
+                return path
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+    return None
 
 
 def _describe(values) -> str:

@@ -67,6 +67,7 @@ class ModelDock(QDockWidget):
         self._picks_model: str | None = None   # the model file that made them
         self._run_model: str | None = None
         self._run = self._run_study = self._training = self._result = self._run_result = None
+        self._export = None            # the open studies being written for a training (it starts after)
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._last_batch = None
         self._train_fraction, self._train_message = 0.0, ""
@@ -211,7 +212,7 @@ class ModelDock(QDockWidget):
     # -- state of the buttons ------------------------------------------------------------------
     @property
     def training(self) -> bool:
-        return self._training is not None
+        return self._training is not None or self._export is not None
 
     @property
     def running(self) -> bool:
@@ -428,12 +429,61 @@ class ModelDock(QDockWidget):
             self.error.emit("A model is training: one training at a time")
             return
         entry = self.selected_entry()
-        dialog = TrainDialog(task_names(), task=entry.card.task if entry else None, parent=self)
+        dialog = TrainDialog(task_names(), task=entry.card.task if entry else None, studies=self.open_studies(),
+                             parent=self)
         try:
             if self.exec_dialog(dialog):
-                self.start_training(dialog.config())
+                studies = dialog.chosen_studies()
+                if studies:
+                    self.train_on_studies(dialog.config(), studies)
+                else:
+                    self.start_training(dialog.config())
         finally:
             dialog.deleteLater()
+
+    def open_studies(self) -> list:
+        """The studies open in the app (the main window holds one at a time)."""
+        return [] if self.study is None else [self.study]
+
+    def train_on_studies(self, config, studies) -> bool:
+        """Write the open studies (name, image, LabelMap) as training files in a worker, add their folder to
+        the config's ``data.sources``, then train as :meth:`start_training` does."""
+        from ctviewer.workflows.segmentation.export import export_training_pairs, studies_folder
+
+        if self.training:
+            self.error.emit("A model is training: one training at a time")
+            return False
+        folder = studies_folder(config.name)
+        self.log(f"writing {len(studies)} open stud{'y' if len(studies) == 1 else 'ies'} for {config.name} "
+                 f"to {folder}")
+        self.train_bar.setValue(0)
+        self.train_cancel.setEnabled(True)
+        self._rows[1].show()
+        self._export = run_worker(export_training_pairs, studies, folder, pool=self._pool,
+                                  on_result=lambda path: self._studies_written(config, path),
+                                  on_error=lambda exc: self._report_error("Cannot train on the open studies", exc),
+                                  on_progress=lambda f, m: (self.train_bar.setValue(int(f * 1000)),
+                                                            self.train_status.setText(m)),
+                                  on_finished=self._export_done)
+        self._export.cancelled.connect(lambda: self.log("training cancelled while the open studies were written"))
+        self._update_buttons()
+        return True
+
+    def _studies_written(self, config, folder) -> None:
+        self._export = None
+        data = dict(config.data)
+        sources = data.get("sources") or []
+        data["sources"] = [*([sources] if isinstance(sources, str) else sources), str(folder)]
+        self.start_training(replace(config, data=data))
+
+    def _export_done(self) -> None:
+        if self._export is None:
+            return   # written: the training has started
+        self._export = None
+        self._rows[1].hide()
+        self.train_status.setText("")
+        self._update_buttons()
+        self.training_finished.emit(None)   # failed or cancelled before it began
 
     def exec_dialog(self, dialog) -> bool:
         """Show a dialog and wait for the user (tests replace this)."""
@@ -463,6 +513,9 @@ class ModelDock(QDockWidget):
         return True
 
     def cancel_training(self) -> None:
+        if self._export is not None:
+            self._export.cancel()
+            self.train_cancel.setEnabled(False)
         if self._training is not None:
             self._training.cancel()
             self.train_cancel.setEnabled(False)
@@ -548,7 +601,7 @@ class ModelDock(QDockWidget):
 
     def shutdown(self, timeout_ms: int = 15000) -> bool:
         """Cancel the dock's work and wait for the training thread (it stops between batches)."""
-        for worker in (self._run, self._training):
+        for worker in (self._run, self._export, self._training):
             if worker is not None:
                 worker.cancel()
         self._tick.stop()
