@@ -88,10 +88,14 @@ def device_description() -> str:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """True when ``exc`` (or an exception it was raised from) says the device ran out of memory."""
+    """True when ``exc`` (or an exception it was raised from) says the device ran out of memory, or is
+    Python's MemoryError (numpy: "Unable to allocate 12 GiB ..."), also when tf.data wrapped one raised
+    while making a batch in its own thread (then only its text says so)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
+        if isinstance(exc, MemoryError) or "MemoryError" in str(exc):
+            return True
         if "tensorflow" in sys.modules:
             import tensorflow as tf
 

@@ -3,7 +3,8 @@
 Per batch: loss, metrics, samples/s and the time left for the whole run (to ``on_batch`` and
 ``progress``). Between batches: the cancel token (``Cancelled`` out of :func:`fit`; the best
 checkpoint so far stays on disk). Per epoch: the best model saved (on val_loss), early stopping,
-TensorBoard logs. Running out of GPU memory becomes an InputError suggesting a smaller batch.
+TensorBoard logs. Running out of memory (the GPU's, or a MemoryError while making batches) becomes
+an InputError suggesting a smaller batch, and smaller inputs where the data names them.
 
 The training settings come from a :class:`TrainConfig`, read from a TOML file (``ctviewer train``)
 or filled by the GUI's Train dialog. Data may be ``keras.utils.PyDataset`` objects (any backend) or
@@ -223,18 +224,24 @@ def fit(model, train_data, val_data, config: TrainConfig, *, progress=None, canc
         if isinstance(exc, Cancelled):
             raise TrainingCancelled(reporter.saved) from None
         if isinstance(exc, Exception) and not isinstance(exc, InputError) and is_out_of_memory(exc):
-            raise out_of_memory_error(batch_size) from exc
+            raise out_of_memory_error(batch_size, getattr(train_data, "memory_hint", "")) from exc
         raise
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
-def out_of_memory_error(batch_size: int) -> InputError:
-    """What to tell a user whose training ran out of device memory: try half the batch."""
+def out_of_memory_error(batch_size: int, sizes: str = "") -> InputError:
+    """What to tell a user whose training ran out of memory: try half the batch, or smaller inputs.
+
+    ``sizes`` names what else to shrink in the config's words, e.g. "smaller patches ([extra] patch,
+    now [32, 64, 64])"; training data gives it to :func:`fit` as a ``memory_hint`` attribute.
+    """
     from ctviewer.ml.backend import device_description
 
     where = "GPU memory" if device_description().startswith("GPU") else "memory"
-    hint = (f"try a smaller batch ({batch_size // 2})" if batch_size > 1
-            else "the model or its input is too large for this device")
+    if batch_size > 1:
+        hint = f"try a smaller batch ({batch_size // 2})" + (f" or {sizes}" if sizes else "")
+    else:
+        hint = f"try {sizes}" if sizes else "the model or its input is too large for this device"
     return InputError(f"out of {where} with batch size {batch_size}; {hint}")
 
 

@@ -212,14 +212,28 @@ def _batches(prepared, dims, size, batch_size, steps, augment_spec, foreground_f
             image, masks = augment_pair(image, masks, rng, augment_spec, spatial_dims=dims)
         return image[..., None].astype(np.float32), masks.astype(np.float32)
 
-    return sample_batches(make_pair, batch_size, steps, seed)
+    batches = sample_batches(make_pair, batch_size, steps, seed)
+    batches.memory_hint = memory_hint(dims, size)  # what fit's out-of-memory message suggests shrinking
+    return batches
+
+
+def memory_hint(dims, size) -> str:
+    """The config setting that sets a sample's size, in the config's words (for out-of-memory advice)."""
+    if dims == 2:
+        return f"smaller slices ([extra] slice_size, now {size[-1]})"
+    return f"smaller patches ([extra] patch, now {list(size)})"
 
 
 def _validation_arrays(prepared, dims, size, count, foreground_fraction, seed):
     rng = np.random.default_rng([seed, 0xFA1])
-    pairs = [make_sample(prepared[i % len(prepared)], dims, size, rng, foreground_fraction) for i in range(count)]
-    return (np.stack([p[0][..., None] for p in pairs]).astype(np.float32),
-            np.stack([p[1] for p in pairs]).astype(np.float32))
+    try:
+        pairs = [make_sample(prepared[i % len(prepared)], dims, size, rng, foreground_fraction)
+                 for i in range(count)]
+        return (np.stack([p[0][..., None] for p in pairs]).astype(np.float32),
+                np.stack([p[1] for p in pairs]).astype(np.float32))
+    except MemoryError as exc:  # all validation samples are held at once: fewer or smaller ones fit
+        raise InputError(f"out of memory making {count} validation samples; try fewer ([extra] val_samples) "
+                         f"or {memory_hint(dims, size)}") from exc
 
 
 # -- the task's four functions -------------------------------------------------------------------
