@@ -1,0 +1,1 @@
+"""Thin sections: photos and label images, projects, the live classifier, prediction, fractions and metrics."""
