@@ -29,6 +29,7 @@ VERB_MODULES: dict[str, str] = {
     "models": "ctviewer.commands.models",
     "segment": "ctviewer.commands.segment",
     "segment-eval": "ctviewer.commands.segment_eval",
+    "thin-section": "ctviewer.commands.thin_section",
 }
 
 

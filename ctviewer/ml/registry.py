@@ -22,7 +22,7 @@ SHIPPED_DIR = Path(__file__).resolve().parents[2] / "models"
 
 #: Modules whose custom layers (registered with package="ctviewer") models may contain; imported
 #: before loading so that Keras finds them by name.
-ARCHITECTURE_MODULES = ["ctviewer.ml.locator", "ctviewer.ml.unet"]
+ARCHITECTURE_MODULES = ["ctviewer.ml.locator", "ctviewer.ml.unet", "ctviewer.ml.vgg_unet"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 

@@ -29,19 +29,19 @@ def test_rgb_png_reads_as_stored(tmp_path):
     assert rgb.dtype == np.uint8 and rgb.shape == (5, 7, 3) and np.array_equal(rgb, _rgb())
 
 
-def test_transparent_pixels_are_composited_on_white(tmp_path):
+def test_transparent_pixels_keep_their_colours_or_are_composited_on_a_background(tmp_path):
     rgba = np.zeros((2, 3, 4), np.uint8)
     rgba[..., :3] = (100, 0, 200)
     rgba[..., 3] = 255
     rgba[0, 0, 3] = 0      # invisible: white
     rgba[0, 1, 3] = 128    # half: halfway to white
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
-    rgb = read_photo_rgb(tmp_path / "a.png")
+    rgb = read_photo_rgb(tmp_path / "a.png", background=(255, 255, 255))
     assert tuple(rgb[0, 0]) == (255, 255, 255)
     assert np.abs(rgb[0, 1].astype(int) - (177, 127, 227)).max() <= 1
     assert tuple(rgb[1, 2]) == (100, 0, 200)
-    # background=None keeps the stored colours (what the published labels were made from)
-    assert tuple(read_photo_rgb(tmp_path / "a.png", background=None)[0, 0]) == (100, 0, 200)
+    # by default the stored colours (what the viewer shows and the published labels were made from)
+    assert tuple(read_photo_rgb(tmp_path / "a.png")[0, 0]) == (100, 0, 200)
 
 
 def test_cmyk_jpeg_and_tiff_become_rgb(tmp_path):

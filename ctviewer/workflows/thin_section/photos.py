@@ -16,17 +16,16 @@ from ctviewer.data.labels import LabelTable
 from ctviewer.errors import InputError
 from ctviewer.io.atomic import atomic_path
 
-_WHITE = (255, 255, 255)
-
-
 # -- photos ------------------------------------------------------------------------------------
-def read_photo_rgb(path, background: tuple[int, int, int] | None = _WHITE) -> np.ndarray:
+def read_photo_rgb(path, background: tuple[int, int, int] | None = None) -> np.ndarray:
     """``[y, x, 3]`` uint8 RGB of a photo file.
 
     Grey becomes three equal channels; 16-bit and other integer images are scaled by their
     dtype's range (not each photo's min/max, so photos stay comparable). Where the photo is
-    not opaque it is composited on ``background``; ``background=None`` keeps the stored colours
-    under the alpha (the published thin-section labels were made from those).
+    not opaque it is composited on ``background`` (e.g. white); by default the stored colours under
+    the alpha are kept: the viewer shows those (it drops alpha), and the published thin-section
+    labels were made from them (their transparent rounded corners are black, class 1), so training,
+    prediction and what the user sees agree.
     """
     from ctviewer.io.photo import load_photo
 
