@@ -1,0 +1,1 @@
+"""GUI helpers of the thin-section workflow: the live classifier panel and what the thin-section dock embeds."""
