@@ -120,3 +120,22 @@ def test_a_few_strokes_per_class_reproduce_real_labels(shared_data):
     clf.set_image(rgb)
     agreement = np.mean(clf.fit(scribbles).predict() == truth)
     assert agreement > 0.93, f"{agreement:.3f} of the pixels agree with the label image"  # measured 0.967
+
+
+def test_a_big_photo_is_classified_on_a_shrunk_grid_at_its_own_size():
+    """Features of a 2000x3000 photo would take 1.6 GB: over max_pixels the grid shrinks by a whole
+    factor, thin scribbles still train (each on its cell) and the answer comes back at the photo's size."""
+    rng = np.random.default_rng(1)
+    rgb = np.empty((301, 403, 3), np.uint8)
+    rgb[:, :200] = (40, 90, 220)       # blue epoxy
+    rgb[:, 200:] = (220, 200, 150)     # beige grain
+    rgb = np.clip(rgb + rng.normal(0, 6, rgb.shape), 0, 255).astype(np.uint8)
+    classifier = PixelClassifier(max_pixels=20_000)
+    classifier.set_image(rgb)
+    assert classifier.factor == 3 and classifier.features.shape[:2] == (101, 135)
+    scribbles = np.zeros(rgb.shape[:2], np.uint8)
+    scribbles[150, 20:180] = 3          # one-pixel-thin strokes
+    scribbles[150, 230:390] = 5
+    ids = classifier.fit(scribbles).predict()
+    assert ids.shape == (301, 403)
+    assert (ids[:, :196] == 3).mean() > 0.98 and (ids[:, 204:] == 5).mean() > 0.98

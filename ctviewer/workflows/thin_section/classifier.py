@@ -16,7 +16,10 @@ The update after a scribble must feel live (under a second on a 600x500 photo on
 * 32 trees: 64 doubled fit and predict time for +0.1-1 % agreement;
 * prediction stays at full resolution (predicting every second pixel and interpolating the
   probabilities lost 6 % agreement at class borders) and goes in row chunks, which keeps each
-  tree's work in cache and lets a newer scribble cancel it.
+  tree's work in cache and lets a newer scribble cancel it;
+* except for big photos: 67 float32 features per pixel are 1.6 GB for a 2000x3000 photo, so photos
+  over ``max_pixels`` (1 M) are classified on a grid shrunk by a whole factor (anti-aliased), each
+  scribbled pixel training on the cell it falls in, and the classes are scaled back up.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from ctviewer.errors import InputError
 from ctviewer.progress import CancelToken, Progress, no_progress
 
 DEFAULT_SIGMAS = (1, 2, 4, 8)
+#: Largest photo classified at full resolution (~270 MB of features); bigger ones on a shrunk grid.
+MAX_PIXELS = 1_000_000
 #: Pixels per prediction chunk: ~30 000 rows of features fit in cache for all trees (measured
 #: quicker than one call on the whole photo, and than much smaller chunks).
 _CHUNK_PIXELS = 30_000
@@ -79,30 +84,40 @@ class PixelClassifier:
     """
 
     def __init__(self, n_estimators: int = 32, sigmas=DEFAULT_SIGMAS, seed: int = 0,
-                 max_per_class: int = 1000, max_tree_samples: int = 2500):
+                 max_per_class: int = 1000, max_tree_samples: int = 2500, max_pixels: int = MAX_PIXELS):
         self.n_estimators = int(n_estimators)
         self.sigmas = tuple(sigmas)
         self.seed = int(seed)
         self.max_per_class = int(max_per_class)
         self.max_tree_samples = int(max_tree_samples)
+        self.max_pixels = int(max_pixels)
         self.classes: list[int] = []
         self.features: np.ndarray | None = None
+        self.shape: tuple[int, int] | None = None   # the photo's size (the features' grid may be shrunk)
+        self.factor = 1                              # photo pixels per feature cell along each axis
         self._forest = None
-
-    @property
-    def shape(self) -> tuple[int, int] | None:
-        return None if self.features is None else self.features.shape[:2]
 
     def set_image(self, rgb, progress: Progress | None = None, cancel: CancelToken | None = None) -> None:
         """Compute the photo's features (seconds on a big photo); forgets any fitted forest."""
+        rgb = _as_rgb(rgb)
+        h, w = rgb.shape[:2]
+        factor = max(1, int(np.ceil(np.sqrt(h * w / self.max_pixels))))
+        if factor > 1:
+            from skimage.transform import resize
+            from skimage.util import img_as_float32
+
+            small = (-(-h // factor), -(-w // factor))
+            rgb = resize(img_as_float32(rgb), small, order=1, anti_aliasing=True).astype(np.float32)
         features = pixel_features(rgb, self.sigmas, progress=progress, cancel=cancel)
         if cancel is not None:
             cancel.raise_if_cancelled()
         self.features, self._forest, self.classes = features, None, []
+        self.shape, self.factor = (h, w), factor
         (progress or no_progress)(1.0, "pixel features ready")
 
     def training_pixels(self, scribbles) -> np.ndarray:
-        """Flat indices of the scribbled pixels used for fitting: at most ``max_per_class`` per class."""
+        """Flat indices (into the photo) of the scribbled pixels used for fitting: at most
+        ``max_per_class`` per class."""
         scribbles = self._check(scribbles)
         flat = scribbles.reshape(-1)
         classes = [int(c) for c in np.unique(flat) if c != 0]
@@ -124,7 +139,9 @@ class PixelClassifier:
 
         index = self.training_pixels(scribbles)
         flat = np.asarray(scribbles).reshape(-1)
-        X = self.features.reshape(-1, self.features.shape[-1])[index]
+        y, x = np.divmod(index, self.shape[1])
+        cells = (y // self.factor) * self.features.shape[1] + x // self.factor
+        X = self.features.reshape(-1, self.features.shape[-1])[cells]
         forest = RandomForestClassifier(n_estimators=self.n_estimators, n_jobs=-1, random_state=self.seed,
                                         max_samples=min(index.size, self.max_tree_samples))
         forest.fit(X, flat[index])
@@ -148,7 +165,11 @@ class PixelClassifier:
             stop = min(start + rows * w, h * w)
             out[start:stop] = lookup[self._forest.predict_proba(X[start:stop]).argmax(axis=1)]
             progress(stop / (h * w), "classifying pixels")
-        return out.reshape(h, w)
+        out = out.reshape(h, w)
+        if self.factor > 1:
+            f = self.factor
+            out = np.repeat(np.repeat(out, f, axis=0), f, axis=1)[:self.shape[0], :self.shape[1]]
+        return np.ascontiguousarray(out)
 
     def _check(self, scribbles) -> np.ndarray:
         if self.features is None:
