@@ -5,6 +5,8 @@
     ctviewer snapshot PATH -o OUT.png [--view ...]
     ctviewer review PATH... [-o picks.csv]
                                review L3/T12 slice picks: a folder of studies, study files or a picks CSV
+    ctviewer thin-section open DIR
+                               the GUI on a folder of thin-section photos (a project) in its dock
     ctviewer info PATH [--json]  (and the other headless verbs)
 
 Headless verbs never import Qt, so they start fast and run where no display exists.
@@ -33,7 +35,7 @@ def _has_display() -> bool:
                 or os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal", "vnc")))
 
 
-def run_gui(paths: list[str], demo: bool = False) -> int:
+def run_gui(paths: list[str], demo: bool = False, thin_section: bool = False) -> int:
     if not _has_display():
         print(NO_DISPLAY, file=sys.stderr)
         return 2
@@ -52,6 +54,8 @@ def run_gui(paths: list[str], demo: bool = False) -> int:
     window.show()
     if demo:
         window.opener.open_demo()
+    elif thin_section:
+        window.thin_section_dock.open_folder(paths[0])
     elif paths:
         window.open_paths(paths)
     code = app.exec()
@@ -66,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(GUI_HELP)
         return 0
+    if argv[:2] == ["thin-section", "open"]:   # the one thin-section verb that needs the GUI
+        if len(argv) != 3:
+            print("usage: ctviewer thin-section open DIR", file=sys.stderr)
+            return 2
+        return run_gui(argv[2:], thin_section=True)
     if argv and argv[0] in _headless_verbs():
         from ctviewer.cli import main as cli_main
 

@@ -17,6 +17,7 @@ from app.annotation import Annotator
 from app.docks.labels_dock import LabelsDock
 from app.docks.layers_dock import LayersDock
 from app.docks.model_dock import ModelDock
+from app.docks.thin_section_dock import ThinSectionDock
 from app.label_actions import LabelActions, ask_restore, ask_save_path, ask_unsaved
 from app.label_saving import LabelKeeper
 from app.open_study import StudyOpener
@@ -60,6 +61,10 @@ class MainWindow(QMainWindow):
         self.model_dock.segmentation_added.connect(self._show_segmentation)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.model_dock)
         self.tabifyDockWidget(self.labels_dock, self.model_dock)
+        self.thin_section_dock = ThinSectionDock(self)
+        self.thin_section_dock.error.connect(self.show_error)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.thin_section_dock)
+        self.tabifyDockWidget(self.model_dock, self.thin_section_dock)
         self.labels_dock.raise_()
         self._bins_dialog = None
         self.opener = StudyOpener(self)
@@ -109,6 +114,7 @@ class MainWindow(QMainWindow):
         m = self.menuBar().addMenu("&File")
         self._action(m, "&Open file…", self.open_file_dialog, QKeySequence.StandardKey.Open)
         self._action(m, "Open DICOM &folder…", self.open_folder_dialog, "Ctrl+Shift+O")
+        self._action(m, "Open &thin-section folder…", self.thin_section_dock.open_folder_dialog)
         self._action(m, "Open &demo study", self.opener.open_demo)
         self.recent_menu = m.addMenu("Open &recent")
         self._action(m, "Add &label map…", self.open_labels_dialog, "Ctrl+L")
@@ -149,6 +155,11 @@ class MainWindow(QMainWindow):
 
     # -- opening -----------------------------------------------------------------------------
     def open_paths(self, paths: list[str | Path]) -> None:
+        from app.thin_section.work import looks_like_project
+
+        if len(paths) == 1 and looks_like_project(paths[0]):   # a folder of photos: the thin-section dock
+            self.thin_section_dock.open_folder(paths[0])
+            return
         self.opener.open_paths([Path(p) for p in paths])
 
     def open_file_dialog(self) -> None:

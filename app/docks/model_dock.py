@@ -421,7 +421,9 @@ class ModelDock(QDockWidget):
             source.picks.set_many(new, "predict")
 
     # -- training ------------------------------------------------------------------------------
-    def open_train_dialog(self) -> None:
+    def open_train_dialog(self, *, task: str | None = None, sources: list[str] | None = None) -> None:
+        """The Train… dialog; ``task`` and ``sources`` (data folders, e.g. a thin-section project) preset it:
+        the sources replace the task defaults' ``data.sources`` when those arrive, and are the data if none do."""
         from app.dialogs.train_dialog import TrainDialog
         from ctviewer.ml.tasks import task_names
 
@@ -429,15 +431,21 @@ class ModelDock(QDockWidget):
             self.error.emit("A model is training: one training at a time")
             return
         entry = self.selected_entry()
-        dialog = TrainDialog(task_names(), task=entry.card.task if entry else None, studies=self.open_studies(),
-                             parent=self)
+        dialog = TrainDialog(task_names(), task=task or (entry.card.task if entry else None),
+                             studies=self.open_studies(), parent=self)
+        if sources:
+            dialog.task_loaded.connect(lambda name: name == task and "sources" in dialog.data.fields
+                                       and dialog.data.editor("sources").setText(", ".join(sources)))
         try:
             if self.exec_dialog(dialog):
+                config = dialog.config()
+                if sources and config.task == task and "sources" not in config.data:
+                    config = replace(config, data={**config.data, "sources": list(sources)})
                 studies = dialog.chosen_studies()
                 if studies:
-                    self.train_on_studies(dialog.config(), studies)
+                    self.train_on_studies(config, studies)
                 else:
-                    self.start_training(dialog.config())
+                    self.start_training(config)
         finally:
             dialog.deleteLater()
 

@@ -38,6 +38,9 @@ def add_parser(subparsers) -> None:
                          help="tile size in pixels (default: the model's, else 512)")
     predict.add_argument("--colours", choices=("mean", "table"), default="mean",
                          help="recolour with each class's mean colour in the photo (default) or the table's colours")
+    # `thin-section open` is the GUI's (app/main.py takes it before this parser): listed here for --help
+    opening = actions.add_parser("open", help="open a folder of photos as a project in the GUI's thin-section dock")
+    opening.add_argument("folder", type=Path, metavar="DIR")
     evaluate = actions.add_parser("eval", help="per-class IoU, mean IoU and pixel accuracy against label images")
     evaluate.add_argument("labels", type=Path, metavar="LABELS",
                           help="a project folder with label images, or a text file of 'image,label' lines")
@@ -50,6 +53,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    if args.action == "open":   # reached only where the GUI entry point is not (python -m ctviewer.cli)
+        print("ctviewer thin-section open needs the GUI: run it as `ctviewer thin-section open DIR`", file=sys.stderr)
+        return 2
     return run_predict(args) if args.action == "predict" else run_eval(args)
 
 

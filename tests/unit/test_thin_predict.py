@@ -155,9 +155,10 @@ def test_the_default_model_is_the_newest_thin_section_model(models_dir):
 def test_listing_photos_skips_our_own_outputs_and_refuses_an_empty_folder(tmp_path):
     with pytest.raises(InputError, match="no photos"):
         list_photos(tmp_path)
-    for name in ("b.png", "a.JPG", "a_classes.png", "a_recolour.png", "fractions_histogram.png", "notes.txt"):
+    for name in ("b.png", "a.JPG", "a_classes.png", "a_recolour.png", "fractions_histogram.png", "notes.txt",
+                 "b_labels.png", "c_labels.png"):   # b's labels in a flat project; c_labels has no photo c
         (tmp_path / name).write_bytes(b"x")
-    assert [p.name for p in list_photos(tmp_path)] == ["a.JPG", "b.png"]
+    assert [p.name for p in list_photos(tmp_path)] == ["a.JPG", "b.png", "c_labels.png"]
     assert list_photos(tmp_path / "b.png") == [tmp_path / "b.png"]
 
 

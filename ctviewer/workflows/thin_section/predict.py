@@ -197,6 +197,9 @@ def list_photos(path) -> list[Path]:
         raise InputError("no such file or folder", path)
     photos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES
                     and not p.name.startswith(".") and not p.name.endswith(OUTPUT_ENDINGS))
+    # a flat project keeps NAME_labels.png beside NAME.png (project.py): labels, not a photo
+    stems = {p.stem for p in photos}
+    photos = [p for p in photos if not (p.stem.endswith("_labels") and p.stem[: -len("_labels")] in stems)]
     if not photos:
         raise InputError(f"no photos ({', '.join(PHOTO_SUFFIXES)}) in the folder", path)
     return photos
