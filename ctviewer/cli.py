@@ -30,6 +30,7 @@ VERB_MODULES: dict[str, str] = {
     "segment": "ctviewer.commands.segment",
     "segment-eval": "ctviewer.commands.segment_eval",
     "thin-section": "ctviewer.commands.thin_section",
+    "soil": "ctviewer.commands.soil",
 }
 
 
