@@ -256,6 +256,17 @@ def _label_from_json(item, where: str, path) -> Label:
                  opacity=float(opacity))
 
 
+def id_ranges(ids, separator: str = ", ") -> str:
+    """Label ids with runs written as ranges, for messages and target texts: 1, 2, 3, 5 -> "1-3, 5"."""
+    runs: list[list[int]] = []
+    for i in sorted(int(v) for v in ids):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return separator.join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs)
+
+
 def present_ids(array: np.ndarray) -> list[int]:
     """The label ids (0 included) that occur in ``array``, counted in slabs so that a large
     uint16 map does not need a 64-bit copy of itself (np.bincount casts to intp)."""

@@ -168,28 +168,14 @@ def _side_by_side_cases(folder: Path) -> list[CaseRef]:
 
 def _cases_from_list(path: Path) -> list[CaseRef]:
     """The spine seed's text file: one ``image,label`` pair a line, relative to the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (UnicodeDecodeError, OSError) as exc:
-        raise InputError(f"not a text file of 'image,label' lines ({exc.__class__.__name__})", path) from None
+    from ctviewer.io.pair_lists import read_pair_list
+
     refs: list[CaseRef] = []
     seen: set[str] = set()
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = [part.strip() for part in line.split(",")]
-        if len(parts) != 2 or not all(parts):
-            raise InputError(f"line {number}: expected 'image,label', got {line!r}", path)
-        image, label = (path.parent / part for part in parts)
-        for file in (image, label):
-            if not file.exists():
-                raise InputError(f"line {number}: no such file {file}", path)
+    for number, image, label in read_pair_list(path):
         case_id = _stem(image) if _stem(image) not in seen else f"{_stem(image)}@{number}"
         seen.add(case_id)
         refs.append(CaseRef(case_id, "pairs", image, label))
-    if not refs:
-        raise InputError("lists no 'image,label' lines", path)
     return refs
 
 

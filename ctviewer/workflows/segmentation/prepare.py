@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ctviewer.data.labels import id_ranges
 from ctviewer.errors import InputError
 
 #: The liver seed's window, in HU.
@@ -116,15 +117,7 @@ def _default_name(ids: list[int], ids_text: str) -> str:
 
 def _ids_text(ids: tuple[int, ...] | None) -> str:
     """"nonzero", or ids with runs written as ranges: (2, 3, 26, 27, 28) -> "2-3,26-28"."""
-    if ids is None:
-        return "nonzero"
-    runs: list[list[int]] = []
-    for i in sorted(ids):
-        if runs and i == runs[-1][1] + 1:
-            runs[-1][1] = i
-        else:
-            runs.append([i, i])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+    return "nonzero" if ids is None else id_ranges(ids, ",")
 
 
 def window01(hu: np.ndarray, window=DEFAULT_WINDOW) -> np.ndarray:

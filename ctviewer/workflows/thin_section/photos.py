@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctviewer.data.labels import LabelTable
+from ctviewer.data.labels import LabelTable, id_ranges
 from ctviewer.errors import InputError
 from ctviewer.io.atomic import atomic_path
 
@@ -157,7 +157,7 @@ def _ids_from_rgb(rgb: np.ndarray, table: LabelTable | None, path: Path) -> np.n
     if unknown:
         shown = ", ".join(f"#{c:06x}" for c in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
         raise InputError(f"colours {shown} are not colours of the class table "
-                         f"({_id_ranges(table.ids)}); save labels as grey class ids", path)
+                         f"({id_ranges(table.ids) or 'none'}); save labels as grey class ids", path)
     ids = np.array([by_colour[int(c)] for c in colours], dtype=np.int64)
     return ids[inverse].reshape(packed.shape)
 
@@ -169,22 +169,11 @@ def _check_values(array: np.ndarray, table: LabelTable | None, path: Path) -> No
         what = "do not fit 8-bit class ids"
     else:
         known = set(table.ids) | {0}
-        bad, allowed = [int(v) for v in present if int(v) not in known], _id_ranges(table.ids)
+        bad, allowed = [int(v) for v in present if int(v) not in known], id_ranges(table.ids) or "none"
         what = "are not classes of the table"
     if bad:
         shown = ", ".join(str(v) for v in bad[:8]) + (" ..." if len(bad) > 8 else "")
         raise InputError(f"value{'s' if len(bad) > 1 else ''} {shown} {what} ({allowed})", path)
-
-
-def _id_ranges(ids) -> str:
-    """1, 2, 3, 5 -> '1-3, 5'."""
-    runs: list[list[int]] = []
-    for i in sorted(ids):
-        if runs and i == runs[-1][1] + 1:
-            runs[-1][1] = i
-        else:
-            runs.append([i, i])
-    return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs) or "none"
 
 
 def write_label_image(array, path) -> Path:

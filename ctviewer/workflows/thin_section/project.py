@@ -320,22 +320,12 @@ def find_pairs(path) -> list[tuple[Path, Path]]:
 
 
 def _pairs_from_list(path: Path) -> list[tuple[Path, Path]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (UnicodeDecodeError, OSError) as exc:
-        raise InputError(f"not a text file of 'image,label' lines ({exc.__class__.__name__})", path) from None
+    from ctviewer.io.pair_lists import read_pair_list
+
     pairs = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = [part.strip() for part in line.split(",")]
-        if len(parts) != 2 or not all(parts):
-            raise InputError(f"line {number}: expected 'image,label', got {line!r}", path)
-        photo, labels = (path.parent / part for part in parts)
-        for file in (photo, labels):
-            if not file.is_file():
-                raise InputError(f"line {number}: no such file {file}", path)
+    for number, photo, labels in read_pair_list(path):
+        if not (photo.is_file() and labels.is_file()):
+            raise InputError(f"line {number}: a photo and a label image are files, not folders", path)
         try:
             problem = _size_problem(photo, labels)
         except InputError as exc:
@@ -343,6 +333,4 @@ def _pairs_from_list(path: Path) -> list[tuple[Path, Path]]:
         if problem:
             raise InputError(f"line {number}: {problem}", path)
         pairs.append((photo, labels))
-    if not pairs:
-        raise InputError("lists no 'image,label' lines", path)
     return pairs
