@@ -2,6 +2,7 @@
 
     ctviewer [PATH ...]        the GUI on these files (image first, then label maps)
     ctviewer demo              the GUI on the built-in demo study
+    ctviewer demo --soil       the GUI on the built-in synthetic soil micro-CT cube
     ctviewer snapshot PATH -o OUT.png [--view ...]
     ctviewer review PATH... [-o picks.csv]
                                review L3/T12 slice picks: a folder of studies, study files or a picks CSV
@@ -35,7 +36,8 @@ def _has_display() -> bool:
                 or os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal", "vnc")))
 
 
-def run_gui(paths: list[str], demo: bool = False, thin_section: bool = False) -> int:
+def run_gui(paths: list[str], demo: bool | str = False, thin_section: bool = False) -> int:
+    """``demo``: True for the demo torso, "soil" for the demo soil cube."""
     if not _has_display():
         print(NO_DISPLAY, file=sys.stderr)
         return 2
@@ -52,7 +54,9 @@ def run_gui(paths: list[str], demo: bool = False, thin_section: bool = False) ->
     app.setOrganizationName("ctviewer")
     window = MainWindow()
     window.show()
-    if demo:
+    if demo == "soil":
+        window.opener.open_demo_soil()
+    elif demo:
         window.opener.open_demo()
     elif thin_section:
         window.thin_section_dock.open_folder(paths[0])
@@ -88,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return review_main(argv[1:])
     if argv and argv[0] == "demo":
-        return run_gui([], demo=True)
+        if argv[1:] not in ([], ["--soil"]):
+            print("usage: ctviewer demo [--soil]", file=sys.stderr)
+            return 2
+        return run_gui([], demo="soil" if argv[1:] else True)
     return run_gui(argv)
 
 

@@ -72,6 +72,9 @@ class StudyOpener(QObject):
     def open_demo(self) -> None:
         self._run(_open_demo, on_result=self.opened.emit)
 
+    def open_demo_soil(self) -> None:
+        self._run(_open_demo_soil, on_result=self.opened.emit)
+
     # -- label maps --------------------------------------------------------------------------
     def add_labels(self, study: Study, path: Path, map_colours: bool = False) -> None:
         def added(layer: LabelLayer) -> None:
@@ -118,3 +121,9 @@ def _open_demo(progress=None, cancel=None) -> Study:
     from ctviewer.workflows.open import open_demo
 
     return open_demo(progress=progress, cancel=cancel)
+
+
+def _open_demo_soil(progress=None, cancel=None) -> Study:
+    from ctviewer.workflows.open import open_demo_soil
+
+    return open_demo_soil(progress=progress, cancel=cancel)

@@ -1,13 +1,13 @@
-"""Deterministic synthetic data: a parameterised torso CT with labels and level truth, test phantoms,
-and the built-in demo study.
+"""Deterministic synthetic data: a parameterised torso CT with labels and level truth, a soil micro-CT
+cube with its truth, test phantoms, and the built-in demo studies.
 
 Heavy modules load on first use, so ``import ctviewer.synth`` stays cheap.
 """
 
 from __future__ import annotations
 
-__all__ = ["SynthTorso", "TorsoParams", "VertebraLevel", "demo_paths", "gradient_volume", "make_torso",
-           "orientation_stamp"]
+__all__ = ["SoilCube", "SoilParams", "SynthTorso", "TorsoParams", "VertebraLevel", "demo_paths", "demo_soil_paths",
+           "gradient_volume", "make_soil_cube", "make_torso", "orientation_stamp"]
 
 
 def __getattr__(name: str):
@@ -20,7 +20,10 @@ def __getattr__(name: str):
     if name in ("orientation_stamp", "gradient_volume"):
         from ctviewer.synth import phantoms
         return getattr(phantoms, name)
-    if name == "demo_paths":
-        from ctviewer.synth.demo import demo_paths
-        return demo_paths
+    if name in ("SoilCube", "SoilParams", "make_soil_cube"):
+        from ctviewer.synth import soil
+        return getattr(soil, name)
+    if name in ("demo_paths", "demo_soil_paths"):
+        from ctviewer.synth import demo
+        return getattr(demo, name)
     raise AttributeError(f"module 'ctviewer.synth' has no attribute {name!r}")

@@ -97,3 +97,24 @@ def open_demo(progress: Progress | None = None, cancel: CancelToken | None = Non
 
 
 DEMO_HIDDEN_LABELS = (201, 202, 204)
+
+
+def open_demo_soil(progress: Progress | None = None, cancel: CancelToken | None = None,
+                   cache_dir: Path | None = None) -> Study:
+    """The demo soil cube (synthetic micro-CT on the seed's 0..4096 scale) with its truth labels,
+    generated on first use."""
+    from ctviewer.synth.demo import demo_soil_paths
+    from ctviewer.synth.soil import MATRIX, SOIL_WINDOW
+
+    if progress:
+        progress(0.0, "Preparing the demo soil cube")
+    image_path, labels_path = demo_soil_paths(cache_dir, progress=progress, cancel=cancel)
+    study = open_study(image_path, [labels_path], progress=progress, cancel=cancel)
+    # Not Hounsfield units: the CT presets would show it all white. The matrix fills most of the
+    # cube, so its label opens hidden, leaving pores, channels, roots and stones over the image.
+    study.image.window = SOIL_WINDOW
+    study.image.modality = "CT"
+    for layer in study.layers.by_kind("labels"):
+        if MATRIX in layer.labels.table:
+            layer.labels.table.update(MATRIX, visible=False)
+    return study
