@@ -1,0 +1,45 @@
+"""The shipped models do what their cards say: each is run the way users run it, on held-out data,
+and must reach the figure its card reports (so a retrained model that got worse, or a card that was
+not updated with it, fails here)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ctviewer.ml.registry import SHIPPED_DIR
+
+
+def _card(name: str) -> dict:
+    path = SHIPPED_DIR / f"{name}.json"
+    if not (SHIPPED_DIR / f"{name}.keras").exists() or not path.exists():
+        pytest.skip(f"no shipped {name} model in models/ (train it with models/configs/{name}.toml)")
+    return json.loads(path.read_text())
+
+
+def test_liver_model_on_a_held_out_synthetic_torso():
+    from ctviewer.workflows.segmentation.metrics import dice
+    from ctviewer.workflows.segmentation.segment import segment
+    from ctviewer.workflows.segmentation.task import TEST_SEED_START, synthetic_case
+
+    card = _card("liver_unet2d")
+    case = synthetic_case(TEST_SEED_START)   # the first of the card's held-out torsos
+    result = segment(case.image, "liver_unet2d")
+    score = dice(result.labels == 5, case.labels == 5)
+    assert score >= 0.85, score
+    assert card["metrics"]["synthetic_test"]["liver"]["min_dice"] <= score + 1e-3
+
+
+def test_liver_model_on_the_real_slab_reaches_its_cards_dice(shared_data):
+    from ctviewer.io import read_volume
+    from ctviewer.workflows.segmentation.metrics import dice
+    from ctviewer.workflows.segmentation.segment import segment
+
+    card = _card("liver_unet2d")
+    image = read_volume(shared_data / "ct" / "abdomen_slab_ct.nii.gz")
+    truth = read_volume(shared_data / "ct" / "abdomen_slab_labels.nii.gz").array == 5
+    score = dice(segment(image, "liver_unet2d").labels == 5, truth)
+    assert score == pytest.approx(card["metrics"]["real_ct:abdomen_slab"]["liver"]["mean_dice"], abs=0.01)
+    assert score > 0.7
