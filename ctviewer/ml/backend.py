@@ -105,3 +105,32 @@ def is_out_of_memory(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def value_and_gradient(fn, x):
+    """``(fn(x), d sum(fn(x)) / dx)`` as numpy arrays, by the backend's own automatic differentiation.
+
+    Models stay ``keras.ops``-only; what differs between backends is how a gradient is asked for
+    (TensorFlow: a GradientTape, JAX: a vector-Jacobian product), kept here.
+    Summing the outputs gives each sample of a batch its own gradient (samples do not interact at
+    inference). Used by Grad-CAM (:mod:`ctviewer.workflows.soil.explain`).
+    """
+    import numpy as np
+
+    name = backend_name()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+            total = tf.reduce_sum(y)
+        return np.asarray(y), np.asarray(tape.gradient(total, x))
+    if name == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        y, pullback = jax.vjp(fn, jnp.asarray(x))
+        return np.asarray(y), np.asarray(pullback(jnp.ones_like(y))[0])
+    raise RuntimeError(f"the Keras backend '{name}' gives no gradients here; use tensorflow or jax")

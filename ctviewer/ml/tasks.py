@@ -27,7 +27,8 @@ from ctviewer.ml.training import (TrainConfig, TrainingCancelled, TrainResult, b
 TASK_MODULES = {"slice_locator": "ctviewer.workflows.slice_locator.task",
                 "segmentation_2d": "ctviewer.workflows.segmentation.task:TASK_2D",
                 "segmentation_3d": "ctviewer.workflows.segmentation.task:TASK_3D",
-                "thin_section": "ctviewer.workflows.thin_section.task"}
+                "thin_section": "ctviewer.workflows.thin_section.task",
+                "soil_fraction": "ctviewer.workflows.soil.task"}
 
 
 @dataclass
