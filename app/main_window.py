@@ -17,6 +17,7 @@ from app.annotation import Annotator
 from app.docks.labels_dock import LabelsDock
 from app.docks.layers_dock import LayersDock
 from app.docks.model_dock import ModelDock
+from app.docks.soil_dock import SoilDock
 from app.docks.thin_section_dock import ThinSectionDock
 from app.label_actions import LabelActions, ask_restore, ask_save_path, ask_unsaved
 from app.label_saving import LabelKeeper
@@ -65,6 +66,9 @@ class MainWindow(QMainWindow):
         self.thin_section_dock.error.connect(self.show_error)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.thin_section_dock)
         self.tabifyDockWidget(self.model_dock, self.thin_section_dock)
+        self.soil_dock = SoilDock(self)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.soil_dock)
+        self.tabifyDockWidget(self.thin_section_dock, self.soil_dock)
         self.labels_dock.raise_()
         self._bins_dialog = None
         self.opener = StudyOpener(self)
@@ -115,7 +119,9 @@ class MainWindow(QMainWindow):
         self._action(m, "&Open file…", self.open_file_dialog, QKeySequence.StandardKey.Open)
         self._action(m, "Open DICOM &folder…", self.open_folder_dialog, "Ctrl+Shift+O")
         self._action(m, "Open &thin-section folder…", self.thin_section_dock.open_folder_dialog)
+        self._action(m, "Soil &cube and objects…", self.soil_dock.show_tab)
         self._action(m, "Open &demo study", self.opener.open_demo)
+        self._action(m, "Open demo so&il cube", self.opener.open_demo_soil)
         self.recent_menu = m.addMenu("Open &recent")
         self._action(m, "Add &label map…", self.open_labels_dialog, "Ctrl+L")
         self._action(m, "Review slice &picks…", self.open_review_dialog)
@@ -210,6 +216,7 @@ class MainWindow(QMainWindow):
         self.viewer.set_study(study)
         self.layers_dock.set_study(study)
         self.model_dock.set_study(study)
+        self.soil_dock.set_study(study)
         self._fill_window_menu()
         name = study.image.name or Path(study.image.source).name
         self.setWindowTitle(f"{name} — ctviewer")
@@ -385,6 +392,7 @@ class MainWindow(QMainWindow):
             return
         self.opener.cancel()
         self.model_dock.shutdown()
+        self.soil_dock.shutdown()
         from app.workers import wait_for_workers
 
         wait_for_workers(5000)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
-from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPiecewiseFunction, vtkPolyData
+from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPiecewiseFunction, vtkPlane, vtkPolyData
 from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D
 from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D
 from vtkmodules.vtkRenderingCore import (
@@ -215,6 +215,75 @@ def label_surfaces(label_map: LabelMap, ids=None, progress: Progress | None = No
     return surfaces
 
 
+#: Triangles the 3D panel draws when still, and while the user turns it: Mesa's llvmpipe on two
+#: cores draws about 2–5 M triangles a second (benchmarks/bench_soil_surfaces.py), and a soil cube's
+#: density objects have 15+ M at full resolution (noise makes every bin border ragged).
+STILL_TRIANGLES = 2_000_000
+MOVING_TRIANGLES = 150_000
+PROBE_STRIDE = 4
+
+
+@dataclass
+class DisplaySurfaces:
+    """Label surfaces sized for drawing: ``still`` at 1/``stride`` resolution, ``moving`` (or None)
+    coarser, drawn while the camera turns."""
+
+    still: dict
+    moving: dict | None = None
+    stride: int = 1
+    moving_stride: int = 1
+
+    def __bool__(self) -> bool:
+        return bool(self.still)
+
+    def triangles(self, which: str = "still") -> int:
+        return sum(p.GetNumberOfCells() for p in (getattr(self, which) or {}).values())
+
+
+def strided_labels(label_map: LabelMap, stride: int) -> LabelMap:
+    """Every ``stride``-th voxel along each axis (nearest neighbour: ids stay ids), on a coarser grid."""
+    if stride == 1:
+        return label_map
+    vol = label_map.volume
+    arr = np.ascontiguousarray(label_map.array[::stride, ::stride, ::stride])
+    return LabelMap(vol.with_array(arr, spacing=tuple(s * stride for s in vol.spacing)), label_map.table)
+
+
+def display_surfaces(label_map: LabelMap, ids=None, progress: Progress | None = None,
+                     cancel: CancelToken | None = None, still: int = STILL_TRIANGLES,
+                     moving: int = MOVING_TRIANGLES) -> DisplaySurfaces:
+    """The label surfaces the panel can turn smoothly: full resolution where they are small (organs),
+    else extracted from a strided label map so the triangles fit ``still`` and ``moving``.
+
+    A quick extraction at 1/4 resolution estimates the full count (triangles scale with the square
+    of the resolution); decimating 15 M triangles would cost more than extracting them again.
+    """
+    progress = progress or no_progress
+    if label_map.array.size < 2_000_000:   # small volumes: no need to probe
+        full = label_surfaces(label_map, ids, progress=progress, cancel=cancel)
+        return DisplaySurfaces(full)
+    probe = label_surfaces(strided_labels(label_map, PROBE_STRIDE), ids, cancel=cancel)
+    progress(0.1, "estimating the surfaces' size")
+    estimate = sum(p.GetNumberOfCells() for p in probe.values()) * PROBE_STRIDE ** 2
+
+    def stride_for(budget: int) -> int:
+        return next(s for s in range(1, 17) if estimate / s ** 2 <= budget or s == 16)
+
+    s_still, s_moving = stride_for(still), stride_for(moving)
+
+    def extract(stride, lo, hi):
+        if stride == PROBE_STRIDE:
+            return probe
+        return label_surfaces(strided_labels(label_map, stride), ids, cancel=cancel,
+                              progress=lambda f, m="": progress(lo + (hi - lo) * f, m))
+
+    result = DisplaySurfaces(extract(s_still, 0.1, 0.85), stride=s_still)
+    if s_moving > s_still:
+        result.moving, result.moving_stride = extract(s_moving, 0.85, 1.0), s_moving
+    progress(1.0, "label surfaces")
+    return result
+
+
 # -- volume rendering presets --------------------------------------------------------------------
 @dataclass(frozen=True)
 class Preset:
@@ -296,11 +365,14 @@ class Scene3D:
         self.volume_prop: vtkVolume | None = None
         self.surface_actor: vtkActor | None = None
         self.label_actors: dict[int, vtkActor] = {}
+        self._meshes: dict = {}  # label id -> (still mapper, coarse mapper drawn while moving, or None)
+        self.clip_plane = None  # a vtkPlane cutting every surface, or None
 
     # -- content -------------------------------------------------------------------------------
     def clear(self) -> None:
         self.renderer.RemoveAllViewProps()
         self.volume_prop, self.surface_actor, self.label_actors = None, None, {}
+        self._meshes = {}
 
     def set_volume_rendering(self, volume: Volume, preset: str, image: vtkImageData | None = None) -> vtkVolume:
         """Ray-cast ``volume`` through a preset's transfer functions (GPU where there is one).
@@ -344,18 +416,55 @@ class Scene3D:
             self.renderer.RemoveActor(self.surface_actor)
         self.surface_actor = _surface_actor(polydata, colour, opacity)
         self.renderer.AddActor(self.surface_actor)
+        self._apply_clip()
         return self.surface_actor
 
-    def set_label_surfaces(self, surfaces: dict[int, vtkPolyData], table: LabelTable | None) -> None:
-        """Show one actor per label surface, coloured (and hidden) as the table says."""
+    def set_label_surfaces(self, surfaces, table: LabelTable | None) -> None:
+        """Show one actor per label surface, coloured (and hidden) as the table says.
+
+        ``surfaces`` is ``{id: polydata}`` or :class:`DisplaySurfaces`; the latter's coarse meshes
+        are drawn while the camera moves (:meth:`set_moving`).
+        """
+        moving = (surfaces.moving or {}) if isinstance(surfaces, DisplaySurfaces) else {}
+        if isinstance(surfaces, DisplaySurfaces):
+            surfaces = surfaces.still
         for actor in self.label_actors.values():
             self.renderer.RemoveActor(actor)
-        self.label_actors = {}
+        self.label_actors, self._meshes = {}, {}
         for label_id, poly in sorted(surfaces.items()):
             actor = _surface_actor(poly, (1.0, 1.0, 1.0), 1.0)
+            coarse = _surface_actor(moving[label_id], (1.0, 1.0, 1.0), 1.0).GetMapper() if label_id in moving else None
+            self._meshes[label_id] = (actor.GetMapper(), coarse)
             self.label_actors[label_id] = actor
             self.renderer.AddActor(actor)
+        self._apply_clip()
         self.update_label_colours(table)
+
+    def set_clip_plane(self, origin=None, normal=None) -> None:
+        """Cut every surface with a plane (LPS mm; what ``normal`` points to stays); ``None`` removes it.
+
+        The mappers clip while drawing, so moving the plane costs one render, no new geometry.
+        """
+        self.clip_plane = None
+        if origin is not None and normal is not None:
+            self.clip_plane = vtkPlane()
+            self.clip_plane.SetOrigin(*origin)
+            self.clip_plane.SetNormal(*normal)
+        self._apply_clip()
+
+    def _apply_clip(self) -> None:
+        actors = list(self.label_actors.values()) + ([self.surface_actor] if self.surface_actor else [])
+        coarse = [m for _, m in self._meshes.values() if m is not None]
+        for mapper in {id(m): m for m in [a.GetMapper() for a in actors] + coarse}.values():
+            mapper.RemoveAllClippingPlanes()
+            if self.clip_plane is not None:
+                mapper.AddClippingPlane(self.clip_plane)
+
+    def set_moving(self, on: bool) -> None:
+        """Draw the coarse label meshes (while the user turns the view) or the finer ones."""
+        for label_id, (still, coarse) in self._meshes.items():
+            if label_id in self.label_actors:
+                self.label_actors[label_id].SetMapper(coarse if on and coarse is not None else still)
 
     def update_label_colours(self, table: LabelTable | None) -> None:
         """Re-apply colours, opacity and visibility after the table changed (no recomputation)."""

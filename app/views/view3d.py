@@ -43,7 +43,7 @@ def _build(mode: str, key, source, *, progress, cancel, **params):
         return mode, key, scene3d.rendering_image(source)
     if mode == "isosurface":
         return mode, key, scene3d.isosurface(source, params["value"], progress=progress, cancel=cancel)
-    return mode, key, scene3d.label_surfaces(source, progress=progress, cancel=cancel)
+    return mode, key, scene3d.display_surfaces(source, progress=progress, cancel=cancel)
 
 
 class _Toolbar(QWidget):
@@ -92,8 +92,12 @@ class View3D(QWidget):
         self._vtk = QVTKRenderWindowInteractor(self)
         self._vtk.GetRenderWindow().AddRenderer(self.scene.renderer)
         # orbit = left drag, pan = middle drag, zoom = wheel or right drag
-        self._vtk.SetInteractorStyle(vtkInteractorStyleTrackballCamera())
+        style = vtkInteractorStyleTrackballCamera()
+        self._vtk.SetInteractorStyle(style)
         self._vtk.Initialize()
+        # big label surfaces have a coarse twin drawn while the user drags (Scene3D.set_moving)
+        style.AddObserver("StartInteractionEvent", lambda *_: self.scene.set_moving(True))
+        style.AddObserver("EndInteractionEvent", lambda *_: self._moving_ended())
         self._marker = self.scene.orientation_marker(self._vtk) if orientation_marker else None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -191,6 +195,15 @@ class View3D(QWidget):
         self.scene.reset_camera()
         self._render()
 
+    def _moving_ended(self) -> None:
+        self.scene.set_moving(False)
+        QTimer.singleShot(0, self._render)   # the finer surfaces, once the drag is over
+
+    def set_clip_plane(self, origin=None, normal=None) -> None:
+        """Cut the surfaces with a plane (LPS mm, ``normal`` towards what stays); ``None`` shows them whole."""
+        self.scene.set_clip_plane(origin, normal)
+        self._render()
+
     def vtk_widget(self) -> QWidget:
         """The render area (for painting its real pixels into a grab of the whole window)."""
         return self._vtk
@@ -255,6 +268,8 @@ class View3D(QWidget):
         else:
             self.scene.set_label_surfaces(result, self._labels.table)
             note = "" if result else "the label map is empty"
+            if result and getattr(result, "stride", 1) > 1:   # too many triangles to turn smoothly
+                note = f"surfaces at 1/{result.stride} resolution ({result.triangles() / 1e6:.1f} M triangles)"
         self._shown(note)
 
     def _shown(self, note: str = "") -> None:

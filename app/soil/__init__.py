@@ -1,0 +1,1 @@
+"""The soil dock's analysis panels: pore statistics and network explanations."""

@@ -1,0 +1,116 @@
+"""What the explain panel runs and builds: worker bodies that call the model process, and the layers
+that show their answers. No Qt here.
+
+The slice input (the three density-bin channels the model was trained on) is made here, so only one
+200×200×3 slice crosses to the model process per explanation; the Grad-CAM volume sends the cube.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ctviewer.data.labels import Label, LabelMap, LabelTable
+from ctviewer.data.layers import HeatmapLayer, LabelLayer
+
+CALLS = "ctviewer.workflows.soil.explain_calls"
+TASK = "soil_fraction"
+HOT_PERCENTILE = 90
+HOT_LAYER = f"Grad-CAM > p{HOT_PERCENTILE}"
+PORES_ID, HOT_ID = 1, 2
+
+
+def soil_models() -> list:
+    from ctviewer.ml import registry
+
+    return registry.list_models(TASK)
+
+
+def conv_layers(model_path: str, progress=None, cancel=None) -> list[str]:
+    from ctviewer.ml.child import shared_process
+
+    return shared_process().call(f"{CALLS}:conv_layers", str(model_path))
+
+
+def explain_slice(volume, index: int, model_path: str, layer: str, method: str, relu: bool, thresh: float,
+                  progress=None, cancel=None) -> dict:
+    """Worker body: the explanation of axial slice ``index`` (see ``explain_calls.explain_slice``)."""
+    from ctviewer.ml.child import shared_process
+    from ctviewer.workflows.soil.explain import slice_input
+
+    image = slice_input(volume, index)
+    if progress:
+        progress(0.2, "running the model")
+    result = shared_process().call(f"{CALLS}:explain_slice", str(model_path), image, layer, method, bool(relu),
+                                   float(thresh), cancel=cancel)
+    result["index"] = int(index)
+    return result
+
+
+def explain_volume(volume, model_path: str, layer: str, relu: bool = True, progress=None, cancel=None) -> np.ndarray:
+    """Worker body: Grad-CAM of every slice, computed slice by slice in the model process (only the
+    voxels cross: the cube's array, not its metadata)."""
+    from ctviewer.ml.child import shared_process
+
+    return shared_process().call(f"{CALLS}:explain_volume", str(model_path), volume.array, layer, bool(relu),
+                                 progress=progress, cancel=cancel)
+
+
+def heat_range(values: np.ndarray, signed: bool) -> tuple[float, float]:
+    """Colour-map limits: 0..max for a ReLU map, symmetric about 0 for a signed one."""
+    top = float(np.nanmax(np.abs(values))) if values.size else 0.0
+    top = top if top > 0 else 1.0
+    return (-top, top) if signed else (0.0, top)
+
+
+def slice_heatmap(study, index: int, heat: np.ndarray, previous: HeatmapLayer | None, name: str,
+                  signed: bool) -> HeatmapLayer:
+    """``heat`` [y, x] on slice ``index`` of a heatmap layer on the study's grid: ``previous`` (the
+    same model, layer and sign) gains the slice, else a new layer. Slices not explained yet hold NaN,
+    which the views draw transparent (zeros would lay the colour map's darkest colour as a veil over
+    every other slice and across the coronal and sagittal views)."""
+    shape = study.image.shape
+    if heat.shape != shape[1:]:   # the core refuses a model of another size: this is a bug, not the user's
+        raise ValueError(f"the heatmap is {heat.shape} but the slice is {shape[1:]}")
+    if previous is None or previous.array.shape != shape:
+        values = study.image.with_array(np.full(shape, np.nan, np.float32), window=None, modality="", name=name, source="")
+        layer = HeatmapLayer(values, name=name, colormap="CET-D1" if signed else "inferno",
+                             value_range=(0.0, 1.0), opacity=0.5)
+    else:
+        layer = previous
+    layer.array[index] = heat
+    _, top = heat_range(heat, signed)
+    if layer is previous:   # the colours of the slices explained before stay comparable
+        top = max(top, layer.value_range[1])
+    layer.value_range = (-top, top) if signed else (0.0, top)
+    layer.changed.emit("values")
+    return layer
+
+
+def volume_heatmap(study, heat: np.ndarray, name: str, signed: bool) -> HeatmapLayer:
+    values = study.image.with_array(heat, window=None, modality="", name=name, source="")
+    return HeatmapLayer(values, name=name, colormap="CET-D1" if signed else "inferno",
+                        value_range=heat_range(heat, signed), opacity=0.5)
+
+
+def hot_labels(study, heat: np.ndarray, pores: LabelLayer | None) -> LabelLayer:
+    """The 3D panel draws label surfaces only: a label layer with the pores (id 1, translucent, where
+    the study has them) and the voxels whose Grad-CAM is above its 90th percentile (id 2)."""
+    threshold = float(np.percentile(heat, HOT_PERCENTILE))
+    hot = heat > threshold
+    labels = np.zeros(heat.shape, np.uint8)
+    table = LabelTable([Label(HOT_ID, HOT_LAYER, (255, 196, 0))])
+    if pores is not None:
+        labels[pores.array == PORES_ID] = PORES_ID
+        table = LabelTable([Label(PORES_ID, "pores", (0, 130, 200), opacity=0.35),
+                            Label(HOT_ID, HOT_LAYER, (255, 196, 0))])
+    labels[hot] = HOT_ID
+    volume = study.image.with_array(labels, window=None, modality="", name=HOT_LAYER, source="")
+    return LabelLayer(LabelMap(volume, table), name=HOT_LAYER, opacity=0.4)
+
+
+def pores_layer(study) -> LabelLayer | None:
+    """The topmost label layer holding pores (id 1), e.g. the density objects."""
+    for layer in reversed(study.layers.by_kind("labels")):
+        if layer.name != HOT_LAYER and PORES_ID in layer.labels.table:
+            return layer
+    return None
