@@ -46,14 +46,10 @@ def add_parser(subparsers) -> None:
                       help="keep the values in HU as read (default: clip at -1000, +1000, cap at 4096)")
     cube.set_defaults(soil_run=run_cube)
     for name, module_name, add_hook, run_hook, text in OTHER_ACTIONS:
-        # Imported when the parser is built, not when this module is: a module that is missing
-        # (or lacks its hooks) leaves its action out, so `ctviewer soil cube` and every other verb
-        # keep working while the others are not installed or not written yet.
-        try:
-            module = importlib.import_module(module_name)
-            add, run_action = getattr(module, add_hook), getattr(module, run_hook)
-        except (ImportError, AttributeError):
-            continue
+        # Imported when the parser is built (these modules import only argparse-level things at the
+        # top); a broken one fails loudly here rather than hiding its action as "invalid choice".
+        module = importlib.import_module(module_name)
+        add, run_action = getattr(module, add_hook), getattr(module, run_hook)
         action = actions.add_parser(name, help=text)
         add(action)
         action.set_defaults(soil_run=run_action)
