@@ -155,6 +155,12 @@ class ObjectsPanel(QWidget):
             return
         for old in [layer for layer in study.layers.by_kind("labels") if layer.name == LAYER_NAME]:
             study.layers.remove(old)
+        # pores and the densest object shown, the matrix between them hidden: ticked, its surfaces
+        # enclose everything else in a solid block (the seed's `--object 1 2` was a choice, too)
+        ids = labels.table.ids
+        for label_id in ids:
+            if label_id not in (min(ids), max(ids)):
+                labels.table.update(label_id, visible=False)
         layer = LabelLayer(labels, name=LAYER_NAME)
         self._show_objects(layer)
         if self.view3d is not None:

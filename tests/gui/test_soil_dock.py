@@ -184,6 +184,11 @@ def test_objects_show_hide_fade_clip_without_extracting_again(window3d, qtbot, t
     assert layer.name == "density objects" and sorted(panel.checks) == [1, 2, 3, 4, 5, 6]
     assert panel.checks[1].text().endswith(layer.labels.table.name(1)) and layer.labels.table.name(1) != "Label 1"
     actors = dict(view.scene.label_actors)
+    # pores and stones shown at first; the matrix between them would bury them in a solid block
+    assert [i for i, box in sorted(panel.checks.items()) if box.isChecked()] == [1, 6]
+    assert actors[1].GetVisibility() and not actors[4].GetVisibility()
+    for box in panel.checks.values():
+        box.setChecked(True)
     whole = foreground(view.screenshot())
 
     panel.checks[3].setChecked(False)                       # the seed's --object choice, as check boxes
