@@ -40,6 +40,16 @@ def test_bad_options_are_input_errors():
             vgg16.build_vgg16_regressor(**kwargs)
 
 
+def test_the_untrained_model_predicts_its_output_start_not_a_saturated_sigmoid():
+    """The output bias starts at the typical target (a from-scratch run that began at 0.5 saturated at
+    1.0 for every slice in its first epoch)."""
+    model = vgg16.build_vgg16_regressor((32, 32, 3), base_filters=2, dense=4, dropout=0.0, output_start=0.9)
+    out = np.asarray(model.predict_on_batch(np.zeros((2, 32, 32, 3), np.float32)))
+    assert out == pytest.approx(0.9, abs=0.05)
+    with pytest.raises(InputError, match="output_start"):
+        vgg16.build_vgg16_regressor((32, 32, 3), output_start=1.0)
+
+
 def test_a_trained_model_saves_and_loads_back_in_safe_mode_with_the_same_predictions(tmp_path):
     model = vgg16.build_vgg16_regressor((32, 32, 3), base_filters=2, dense=4, dropout=0.25, learning_rate=1e-3)
     rng = np.random.default_rng(1)

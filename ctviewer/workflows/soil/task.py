@@ -21,7 +21,8 @@ A config's ``[data]`` table:
     gap = 2                    # slices dropped on each side of a block next to a block of another set
     test_fraction = 0.2        # blocks held out for the card's figures (validation: validation_fraction)
 
-and ``[extra]``: ``base_filters``, ``dense``, ``dropout``, ``samples_per_epoch``, ``val_samples``.
+and ``[extra]``: ``base_filters``, ``dense``, ``dropout``, ``samples_per_epoch``, ``val_samples``,
+``output_start`` (the fraction the untrained model predicts; see ctviewer.ml.vgg16).
 
 Training, validation and test slices come from contiguous slab blocks along axis 0, never random
 slices: neighbouring slices are near-copies, so a random split would test on slices seen in training.
@@ -46,7 +47,7 @@ DEFAULT_CHANNELS = ((1, 2), (3, 4), (5, 6))    # the seed's three equal-width bi
 SLICE_SIZE = 200
 DATA_KEYS = {"sources", "synthetic", "synthetic_shape", "object", "channels", "size", "block", "gap",
              "test_fraction"}
-EXTRA_KEYS = {"base_filters", "dense", "dropout", "samples_per_epoch", "val_samples"}
+EXTRA_KEYS = {"base_filters", "dense", "dropout", "samples_per_epoch", "val_samples", "output_start"}
 #: Per-slice predictions the card keeps (evenly spread over the test slices).
 CARD_EXAMPLES = 12
 
@@ -115,6 +116,7 @@ class SoilData:
     base_filters: int = 64
     dense: int = 256
     dropout: float = 0.5
+    output_start: float = 0.5
     samples_per_epoch: int = 0        # 0: one pass over the training slices
     val_samples: int = 64
 
@@ -146,6 +148,7 @@ class SoilData:
         out.channels = check_channels(d.get("channels", DEFAULT_CHANNELS))
         out.test_fraction = float(d.get("test_fraction", out.test_fraction))
         out.dropout = float(x.get("dropout", out.dropout))
+        out.output_start = float(x.get("output_start", out.output_start))
         if not 0 <= out.test_fraction < 1:
             raise InputError(f"key 'test_fraction' should be 0 or more and below 1, not {out.test_fraction}")
         return out
@@ -274,7 +277,8 @@ def build(config):
 
     data = SoilData.from_config(config)
     return build_vgg16_regressor((data.size, data.size, 3), base_filters=data.base_filters, dense=data.dense,
-                                 dropout=data.dropout, learning_rate=config.learning_rate)
+                                 dropout=data.dropout, learning_rate=config.learning_rate,
+                                 output_start=data.output_start)
 
 
 def load_data(config, progress=None, cancel=None):
