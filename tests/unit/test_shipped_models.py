@@ -43,3 +43,38 @@ def test_liver_model_on_the_real_slab_reaches_its_cards_dice(shared_data):
     score = dice(segment(image, "liver_unet2d").labels == 5, truth)
     assert score == pytest.approx(card["metrics"]["real_ct:abdomen_slab"]["liver"]["mean_dice"], abs=0.01)
     assert score > 0.7
+
+
+def test_thin_section_model_on_its_held_out_photos_reaches_its_cards_iou(shared_data):
+    """Photos 8 and 9 were never trained or validated on; the issue asks mean IoU >= 0.85 against their
+    gray-bin labels, at full resolution through the same path `ctviewer thin-section eval` takes."""
+    from ctviewer.workflows.thin_section.metrics import confusion_matrix, scores
+    from ctviewer.workflows.thin_section.photos import read_label_image, read_photo_rgb
+    from ctviewer.workflows.thin_section.predict import segment_photo
+
+    card = _card("thin_section_vggunet")
+    folder = shared_data / "thin_sections"
+    ids = [1, 2, 3, 4, 5]
+    cm = sum(confusion_matrix(segment_photo(read_photo_rgb(folder / "images" / f"{n}.png"), "thin_section_vggunet"),
+                              read_label_image(folder / "labels" / f"{n}.png"), ids) for n in (8, 9))
+    measured = scores(cm, ids)
+    assert measured["mean_iou"] >= 0.85
+    assert measured["mean_iou"] == pytest.approx(card["metrics"]["test_photos"]["mean_iou"], abs=0.005)
+
+
+def test_spine_model_on_a_held_out_synthetic_torso_and_the_real_slab(shared_data):
+    from ctviewer.io import read_volume
+    from ctviewer.workflows.segmentation.metrics import dice
+    from ctviewer.workflows.segmentation.segment import segment
+    from ctviewer.workflows.segmentation.task import TEST_SEED_START, synthetic_case
+
+    card = _card("spine_unet3d")
+    case = synthetic_case(TEST_SEED_START)
+    vertebrae = (case.labels >= 26) & (case.labels <= 50)
+    score = dice(segment(case.image, "spine_unet3d").labels > 0, vertebrae)
+    assert score >= 0.75, score
+    image = read_volume(shared_data / "ct" / "abdomen_slab_ct.nii.gz")
+    truth = read_volume(shared_data / "ct" / "abdomen_slab_labels.nii.gz").array
+    real = dice(segment(image, "spine_unet3d").labels > 0, (truth >= 26) & (truth <= 50))
+    # the card's figure, whatever it is: the number clinicians ask for
+    assert real == pytest.approx(card["metrics"]["real_ct:abdomen_slab"]["vertebrae"]["mean_dice"], abs=0.01)
