@@ -98,7 +98,8 @@ def main() -> None:
     verdict = None
     for label, kwargs in configs:
         variant = PixelClassifier(**kwargs)
-        variant.features = clf.features  # the same photo: features are not part of the update
+        # the same photo: features are not part of the update
+        variant.features, variant.shape, variant.factor = clf.features, clf.shape, clf.factor
         for load, scribbles in loads.items():
             fit, predict, ids = update(variant, scribbles)
             total = fit + predict
