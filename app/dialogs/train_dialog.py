@@ -94,6 +94,16 @@ class DataForm(QWidget):
     def values(self) -> dict:
         return {key: _value_of(default, editor) for key, (default, editor) in self.fields.items()}
 
+    def preset(self, values: dict) -> None:
+        """Show ``values`` for the keys the form has (lists as comma-separated text); others are left."""
+        for key, value in values.items():
+            if key not in self.fields:
+                continue
+            editor = self.editor(key)
+            line = editor.findChild(QLineEdit) if isinstance(editor, _PathField) else editor
+            if isinstance(line, QLineEdit):
+                line.setText(", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
+
     def editor(self, key: str) -> QWidget:
         """The widget editing ``key`` (the line edit for paths)."""
         widget = self.fields[key][1]

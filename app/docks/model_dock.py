@@ -421,9 +421,10 @@ class ModelDock(QDockWidget):
             source.picks.set_many(new, "predict")
 
     # -- training ------------------------------------------------------------------------------
-    def open_train_dialog(self, *, task: str | None = None, sources: list[str] | None = None) -> None:
-        """The Train… dialog; ``task`` and ``sources`` (data folders, e.g. a thin-section project) preset it:
-        the sources replace the task defaults' ``data.sources`` when those arrive, and are the data if none do."""
+    def open_train_dialog(self, *, task: str | None = None, data: dict | None = None) -> None:
+        """The Train… dialog; ``task`` and ``data`` preset it (e.g. a thin-section project: its folder as
+        ``sources``, its test photos as ``test``): those keys replace the task defaults' values when the
+        defaults arrive, and are added to the config where the form has no such key."""
         from app.dialogs.train_dialog import TrainDialog
         from ctviewer.ml.tasks import task_names
 
@@ -433,14 +434,15 @@ class ModelDock(QDockWidget):
         entry = self.selected_entry()
         dialog = TrainDialog(task_names(), task=task or (entry.card.task if entry else None),
                              studies=self.open_studies(), parent=self)
-        if sources:
-            dialog.task_loaded.connect(lambda name: name == task and "sources" in dialog.data.fields
-                                       and dialog.data.editor("sources").setText(", ".join(sources)))
+        if data:
+            dialog.task_loaded.connect(lambda name: name == task and dialog.data.preset(data))
         try:
             if self.exec_dialog(dialog):
                 config = dialog.config()
-                if sources and config.task == task and "sources" not in config.data:
-                    config = replace(config, data={**config.data, "sources": list(sources)})
+                if data and config.task == task:
+                    missing = {k: v for k, v in data.items() if k not in config.data}
+                    if missing:
+                        config = replace(config, data={**config.data, **missing})
                 studies = dialog.chosen_studies()
                 if studies:
                     self.train_on_studies(config, studies)

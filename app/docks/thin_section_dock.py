@@ -419,7 +419,11 @@ class ThinSectionDock(QDockWidget):
         if self.project is None:
             self.error.emit("Open a thin-section folder first")
             return
-        self.window_.model_dock.open_train_dialog(task=TASK, sources=[str(self.project.folder)])
+        # the project's own test photos (the seed layout's *_test folders) are held out for the card; the
+        # shipped config's photo names (7, 8, 9) mean nothing here, so validation goes by fraction
+        test = [item.image_path.stem for item in self.project.images if item.split == "test" and item.label_path]
+        self.window_.model_dock.open_train_dialog(
+            task=TASK, data={"sources": [str(self.project.folder)], "test": test, "validation": []})
 
     def ask_output_folder(self) -> Path | None:
         """Where "Predict folder…" writes (tests replace this)."""

@@ -280,6 +280,9 @@ def test_add_to_training_set_and_train_with_this_project(window, qtbot, seed, mo
     (config,) = seen
     assert shown["task"] == "thin_section" and config.task == "thin_section"
     assert config.data["sources"] == [str(seed)]
+    # the project's test photos are held out (c, the only one, went to training); validation by fraction,
+    # never the shipped config's photo names
+    assert config.data["test"] == [] and config.data["validation"] == []
 
 
 def test_predict_folder_shows_a_summary_and_fractions_per_photo(window, qtbot, pairs, models, monkeypatch,
