@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QPoint, QPointF, Qt
@@ -31,6 +33,34 @@ def _flush_deleted_widgets():
             w.deleteLater()
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
         app.processEvents()
+
+
+@pytest.fixture
+def user_models(tmp_path, monkeypatch) -> Path:
+    """An empty models folder of the test's own, and no shipped models."""
+    from ctviewer.ml import registry
+
+    user = tmp_path / "models"
+    monkeypatch.setenv("CTVIEWER_MODELS_DIR", str(user))
+    monkeypatch.setattr(registry, "SHIPPED_DIR", tmp_path / "shipped")
+    return user
+
+
+def make_main_window(qtbot, tmp_path, monkeypatch, with_3d: bool = False, size=(1500, 1000)):
+    """A shown main window with settings and a recovery folder of the test's own; unsaved labels are
+    discarded without asking when another study opens."""
+    from PySide6.QtCore import QSettings
+
+    from app.main_window import MainWindow
+
+    monkeypatch.setenv("CTVIEWER_RECOVERY_DIR", str(tmp_path / "recovery"))
+    win = MainWindow(with_3d=with_3d, settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    win.ask_unsaved = lambda names: "discard"
+    win.resize(*size)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
 
 
 @pytest.fixture

@@ -10,38 +10,27 @@ import json
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QAction
 
-from app.main_window import MainWindow
 from app.views import scene3d
 from ctviewer.data import Study, Volume
+from tests.gui.conftest import make_main_window
 
 pytestmark = pytest.mark.gui
 WAIT_MS = 30000
 
 
-def make_window(qtbot, tmp_path, monkeypatch, with_3d: bool) -> MainWindow:
-    monkeypatch.setenv("CTVIEWER_RECOVERY_DIR", str(tmp_path / "recovery"))
-    win = MainWindow(with_3d=with_3d, settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    win.ask_unsaved = lambda names: "discard"
-    win.resize(1500, 1000)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
-
-
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
-    win = make_window(qtbot, tmp_path, monkeypatch, with_3d=False)
+    win = make_main_window(qtbot, tmp_path, monkeypatch, with_3d=False)
     yield win
     win.model_dock.shutdown()
 
 
 @pytest.fixture
 def window3d(qtbot, tmp_path, monkeypatch):
-    win = make_window(qtbot, tmp_path, monkeypatch, with_3d=True)
+    win = make_main_window(qtbot, tmp_path, monkeypatch, with_3d=True)
     yield win
     win.model_dock.shutdown()
 

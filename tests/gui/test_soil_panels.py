@@ -11,16 +11,14 @@ import json
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPointF, QSettings, Qt
+from PySide6.QtCore import QPointF, Qt
 
-from app.main_window import MainWindow
 from app.soil import explain_work
 from app.soil.explain_panel import NO_MODEL_TIP, ExplainPanel
 from app.soil.pores_panel import PoresPanel
 from ctviewer.data import HeatmapLayer, LabelLayer, Study, Volume
 from ctviewer.errors import InputError
-from ctviewer.ml import registry
-from tests.gui.conftest import send_click
+from tests.gui.conftest import make_main_window, send_click
 from tests.gui.soil_models import card_fields
 
 pytestmark = pytest.mark.gui
@@ -49,11 +47,8 @@ def pores_study(with_labels: bool = True) -> Study:
 
 
 @pytest.fixture
-def models(tmp_path, monkeypatch):
-    user = tmp_path / "models"
-    monkeypatch.setenv("CTVIEWER_MODELS_DIR", str(user))
-    monkeypatch.setattr(registry, "SHIPPED_DIR", tmp_path / "shipped")
-    return user
+def models(user_models):
+    return user_models
 
 
 @pytest.fixture
@@ -63,12 +58,7 @@ def with_3d() -> bool:
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch, models, with_3d):
-    monkeypatch.setenv("CTVIEWER_RECOVERY_DIR", str(tmp_path / "recovery"))
-    win = MainWindow(with_3d=with_3d, settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    win.ask_unsaved = lambda names: "discard"
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
+    win = make_main_window(qtbot, tmp_path, monkeypatch, with_3d=with_3d)
     yield win
     win.model_dock.shutdown()
 

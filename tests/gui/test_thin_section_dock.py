@@ -13,15 +13,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 
 from app.docks import model_dock
-from app.main_window import MainWindow
 from app.thin_section import work
 from ctviewer.imaging.bins import thin_section_table
-from ctviewer.ml import registry
 from tests.gui.thin_section_models import thin_section_classes, write_card_only
+from tests.gui.conftest import make_main_window
 
 pytestmark = pytest.mark.gui
 H, W = 40, 48
@@ -69,21 +68,13 @@ def seed(tmp_path):
 
 
 @pytest.fixture
-def models(tmp_path, monkeypatch):
-    user = tmp_path / "models"
-    monkeypatch.setenv("CTVIEWER_MODELS_DIR", str(user))
-    monkeypatch.setattr(registry, "SHIPPED_DIR", tmp_path / "shipped")
-    return user
+def models(user_models):
+    return user_models
 
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch, models):
-    monkeypatch.setenv("CTVIEWER_RECOVERY_DIR", str(tmp_path / "recovery"))
-    win = MainWindow(with_3d=False, settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    win.ask_unsaved = lambda names: "discard"
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
+    win = make_main_window(qtbot, tmp_path, monkeypatch)
     yield win
     win.model_dock.shutdown()
 
