@@ -56,7 +56,7 @@ class DicomReader:
         return [_loadable(path, [header], name=path.name)]
 
     def _examine_folder(self, folder: Path) -> list[Loadable]:
-        candidates = [path for path in _files_under(folder) if _might_be_dicom(path)]
+        candidates = [path for path in files_under(folder) if _might_be_dicom(path)]
         if not candidates:
             return []
         from ctviewer.io.dicom_headers import read_header, sop_class_name, value
@@ -106,7 +106,8 @@ def _might_be_dicom(path: Path) -> bool:
     return head[128:132] == b"DICM" or head[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x08")
 
 
-def _files_under(folder: Path):
+def files_under(folder: Path):
+    """Every file of a folder tree in a stable order, leaving out hidden files and DICOMDIR indexes."""
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):

@@ -19,7 +19,6 @@ sizes (some left out). Only the slices inside the box are read from the files.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,23 +219,16 @@ def _stack_frames(path: Path) -> tuple[list, list[str]]:
 
 
 def _image_headers(path: Path):
+    from ctviewer.io.dicom import files_under
     from ctviewer.io.dicom_headers import read_header
     from ctviewer.io.dicom_seg import SEG_SOP_CLASSES
 
-    files = [path] if path.is_file() else _files_under(path)
+    files = [path] if path.is_file() else files_under(path)
     for file in files:
         header = read_header(file)
         if header is not None and not header.is_dicomdir and header.has_image \
                 and header.sop_class not in SEG_SOP_CLASSES:
             yield header
-
-
-def _files_under(folder: Path):
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and name.upper() != "DICOMDIR":
-                yield Path(root) / name
 
 
 def check_regular_stack(frames: list, where) -> None:
