@@ -113,7 +113,7 @@ class ExplainPanel(QWidget):
             listed = entry.card.inputs.get("conv_layers") or entry.card.extra.get("conv_layers")
             if listed:
                 self._set_layers(entry, list(listed))
-            else:   # ask the model itself (this also loads it in the model process, ready to explain)
+            else:   # read them from the model file (Keras-free: the model process starts only to explain)
                 run_worker(work.conv_layers, str(entry.path),
                            on_result=lambda names, e=entry: self._set_layers(e, names),
                            on_error=lambda exc: self.row.say(one_line(exc), error=True))

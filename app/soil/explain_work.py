@@ -11,6 +11,7 @@ import numpy as np
 
 from ctviewer.data.labels import Label, LabelMap, LabelTable
 from ctviewer.data.layers import HeatmapLayer, LabelLayer
+from ctviewer.errors import InputError
 
 CALLS = "ctviewer.workflows.soil.explain_calls"
 TASK = "soil_fraction"
@@ -26,9 +27,26 @@ def soil_models() -> list:
 
 
 def conv_layers(model_path: str, progress=None, cancel=None) -> list[str]:
-    from ctviewer.ml.child import shared_process
+    """The model's 2-D convolutions in order, read from the ``.keras`` file's architecture (a JSON member
+    of the zip): listing them must not start the model process (TensorFlow, seconds) when the app opens."""
+    import json
+    import zipfile
 
-    return shared_process().call(f"{CALLS}:conv_layers", str(model_path))
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise InputError(f"cannot read the model's layers ({exc.__class__.__name__})", model_path) from None
+    names = []
+
+    def walk(layer):
+        if layer.get("class_name") == "Conv2D":
+            names.append(layer["config"]["name"])
+        for inner in (layer.get("config") or {}).get("layers", []):
+            walk(inner)
+
+    walk(config)
+    return names
 
 
 def explain_slice(volume, index: int, model_path: str, layer: str, method: str, relu: bool, thresh: float,

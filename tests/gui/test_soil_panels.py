@@ -275,3 +275,24 @@ def test_a_real_tiny_model_explains_the_slice_in_the_model_process(window, qtbot
     panel.explain_slice()
     qtbot.waitUntil(lambda: "48x48" in panel.row.status.text(), timeout=30000)
     assert "build the cube at the model's size" in panel.row.status.text()
+
+
+def test_opening_the_window_with_a_soil_model_does_not_start_the_model_process(qtbot, tmp_path, monkeypatch,
+                                                                               user_models):
+    """The layer chooser reads the model file's architecture: TensorFlow (seconds, hundreds of MB) starts
+    only when the user asks for an explanation, not whenever the app opens with a soil model around."""
+    from ctviewer.ml import child
+
+    maker = child.ModelProcess()   # Keras only ever in a child; this one only writes the model file
+    try:
+        maker.call("tests.gui.soil_models:save_small_soil_model", str(user_models), "tiny-soil", 32)
+    finally:
+        maker.close()
+    started = []
+    monkeypatch.setattr(child, "shared_process", lambda: started.append(1))
+    window = make_main_window(qtbot, tmp_path, monkeypatch)
+    panel = window.soil_dock.explain
+    window.soil_dock.show_tab(title="Explain")
+    qtbot.waitUntil(lambda: panel.layer_box.count() > 0, timeout=10000)
+    assert panel.layer_box.currentText() == "block3_conv1" and not started
+    window.model_dock.shutdown()

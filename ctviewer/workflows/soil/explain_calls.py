@@ -2,7 +2,7 @@
 
 These functions run in :func:`ctviewer.ml.child.shared_process` (the GUI never imports Keras). The
 explanation itself is :mod:`ctviewer.workflows.soil.explain`; this module loads the model once (kept
-between calls until its file changes), lists its convolutions, adds the model's own prediction for the
+between calls until its file changes), adds the model's own prediction for the
 slice, and hands the results back as numpy arrays.
 """
 
@@ -25,13 +25,6 @@ def _model(model_path: str):
         _LOADED.clear()
         _LOADED[stamp] = registry.load_model(model_path, task=TASK)[0]
     return _LOADED[stamp]
-
-
-def conv_layers(model_path: str) -> list[str]:
-    """The model's 2-D convolutions in order (``block1_conv1`` … for the VGG16 regressor)."""
-    from ctviewer.workflows.soil import explain
-
-    return explain.conv_layers(_model(model_path))
 
 
 def _fraction(model, image: np.ndarray) -> float:

@@ -341,7 +341,9 @@ def card_fields(config, info):
     what = " and ".join(f"object {i}" for i in group)
     inputs = {"kind": "soil_slices", "size": data.size, "channels": [list(g) for g in data.channels],
               "objects": N_OBJECTS, "bins": "equal-width over the cube's value range, the maximum included",
-              "value_in_channel": "0.5 + 0.5 x place within the group's value range; 0 outside the group"}
+              "value_in_channel": "0.5 + 0.5 x place within the group's value range; 0 outside the group",
+              # what the GUI's layer chooser lists without loading the model (Keras lives in a child process)
+              "conv_layers": _conv_layer_names()}
     return {"description": f"VGG16-style regressor (base {data.base_filters} filters): 1 - the fraction of a "
                            f"soil CT slice's voxels in {what}",
             "inputs": inputs, "outputs": {"object": data.object, "object_ids": list(group),
@@ -351,3 +353,9 @@ def card_fields(config, info):
 TASK = TaskSpec(name="soil_fraction",
                 description="VGG16-style regression of an object's fraction per soil CT slice (the seed's target)",
                 build_model=build, load_data=load_data, evaluate=evaluate, card_fields=card_fields)
+
+
+def _conv_layer_names() -> list[str]:
+    from ctviewer.ml.vgg16 import conv_layer_names
+
+    return conv_layer_names()
