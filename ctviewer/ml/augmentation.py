@@ -27,7 +27,10 @@ class AugmentSpec:
     ``blur_sigma``: Gaussian blur sigma range in voxels; ``rotate_deg``: rotation up to +-this;
     ``elastic_alpha``: typical (RMS) displacement of the elastic deformation in voxels, 0 = off
     (it is the costly one); ``elastic_sigma``: its smoothness, the distance in voxels over which
-    the displacement changes; ``gamma``: range of the exponent applied to the 0..1 image.
+    the displacement changes; ``gamma``: range of the exponent applied to the 0..1 image;
+    ``contrast``: range of a factor stretching the image about its mean, and ``shift``: range of an
+    offset added to it (both off by default): scanners, kernels and bone density move tissues' values
+    against each other, which gamma alone does not imitate.
     """
 
     noise_std: float = 0.03
@@ -37,12 +40,16 @@ class AugmentSpec:
     elastic_alpha: float = 0.0
     elastic_sigma: float = 8.0
     gamma: tuple[float, float] = (0.8, 1.25)
+    contrast: tuple[float, float] = (1.0, 1.0)
+    shift: tuple[float, float] = (0.0, 0.0)
     probability: float = 0.5
 
     def __post_init__(self):
         self.scale = _pair("scale", self.scale, low=1e-3)
         self.blur_sigma = _pair("blur_sigma", self.blur_sigma, low=0.0)
         self.gamma = _pair("gamma", self.gamma, low=1e-3)
+        self.contrast = _pair("contrast", self.contrast, low=1e-3)
+        self.shift = _pair("shift", self.shift, low=-1.0)
         for name in ("noise_std", "rotate_deg", "elastic_alpha", "elastic_sigma", "probability"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0:
@@ -125,6 +132,15 @@ def augment_pair(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, 
     if spec.noise_std > 0 and rng.random() < p:
         std = rng.uniform(0.0, spec.noise_std)
         out_image += rng.standard_normal(out_image.shape, dtype=np.float32) * np.float32(std)
+    if spec.contrast != (1.0, 1.0) and rng.random() < p:
+        factor = np.float32(rng.uniform(*spec.contrast))
+        for channel in out_image:
+            mean = np.float32(channel.mean())
+            channel -= mean
+            channel *= factor
+            channel += mean
+    if spec.shift != (0.0, 0.0) and rng.random() < p:
+        out_image += np.float32(rng.uniform(*spec.shift))
     if spec.blur_sigma[1] > 0 and rng.random() < p:
         sigma = rng.uniform(*spec.blur_sigma)
         for channel in out_image:  # blur in space only, never across channels

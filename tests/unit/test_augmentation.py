@@ -143,3 +143,22 @@ def test_fast_enough_for_a_training_pipeline():
     # budgets with headroom over the ~2 ms and ~50 ms measured on a 2-core CPU
     assert _per_call_ms((128, 128), 10) < 10
     assert _per_call_ms((64, 64, 64), 3) < 200
+
+
+def test_contrast_and_shift_move_intensities_but_never_the_mask():
+    """Off by default (the shipped configs' results stay as measured); when set, the image's spread and
+    level change within the ranges and the mask is untouched."""
+    rng = np.random.default_rng(3)
+    image = rng.uniform(0.3, 0.7, (32, 32)).astype(np.float32)
+    mask = (image > 0.5).astype(np.uint8)
+    plain = AugmentSpec(noise_std=0, scale=(1, 1), blur_sigma=(0, 0), rotate_deg=0, gamma=(1, 1), probability=1)
+    same, same_mask = augment_pair(image, mask, np.random.default_rng(0), plain)
+    assert np.allclose(same, image) and np.array_equal(same_mask, mask)
+    spec = AugmentSpec(noise_std=0, scale=(1, 1), blur_sigma=(0, 0), rotate_deg=0, gamma=(1, 1), probability=1,
+                       contrast=(1.2, 1.2), shift=(0.05, 0.05))
+    out, out_mask = augment_pair(image, mask, np.random.default_rng(0), spec)
+    assert out.std() == pytest.approx(1.2 * image.std(), rel=1e-3)
+    assert out.mean() == pytest.approx(image.mean() + 0.05, abs=1e-4)
+    assert np.array_equal(out_mask, mask)
+    with pytest.raises(InputError, match="contrast"):
+        AugmentSpec(contrast=(1.2, 0.8))

@@ -13,7 +13,8 @@ A config's ``[data]`` table (all optional, at least one training source):
 
 and ``[extra]`` the network knobs: 2-D ``filters``, ``activation`` ("relu" | "selu"), ``dropout``,
 ``loss`` ("dice" | "dice_ce"), ``slice_size``; 3-D ``base_filters``, ``depth``, ``patch``; both
-``samples_per_epoch`` and ``foreground_fraction`` (share of samples centred on the target).
+``samples_per_epoch`` and ``foreground_fraction`` (share of samples centred on the target); ``augment``
+(options of ctviewer.ml.augmentation.AugmentSpec, e.g. ``{contrast = [0.85, 1.15]}``).
 
 Studies are split into training and validation by study (never slices of one study on both sides,
 the seeds' mistake). The card's metrics are Dice and Jaccard per study on the held-out synthetic
@@ -35,7 +36,7 @@ TEST_SEED_START = 2_000_000
 DATA_KEYS = {"sources", "synthetic", "synthetic_test", "test_seed_start", "target", "window", "spacing_mm",
              "resample_labels", "real_test"}
 EXTRA_KEYS = {"filters", "activation", "dropout", "loss", "slice_size", "base_filters", "depth", "patch",
-              "samples_per_epoch", "foreground_fraction", "val_samples"}
+              "samples_per_epoch", "foreground_fraction", "val_samples", "augment"}
 
 
 @dataclass
@@ -268,7 +269,7 @@ def _load_data(config, dims, progress=None, cancel=None):
     size = (data.slice_size,) * 2 if dims == 2 else data.patch
     fg = float(data.extra.get("foreground_fraction", 0.7))
     steps = max(1, int(data.extra.get("samples_per_epoch", 256 if dims == 2 else 64)) // config.batch_size)
-    spec = AugmentSpec() if config.augmentation else None
+    spec = AugmentSpec.from_dict(data.extra.get("augment")) if config.augmentation else None
     train = _batches([prepared[i] for i in train_ids], dims, size, config.batch_size, steps, spec, fg, config.seed)
     val_count = int(data.extra.get("val_samples", 64 if dims == 2 else 16))
     val = _validation_arrays([prepared[i] for i in val_ids], dims, size, val_count, fg, config.seed)
