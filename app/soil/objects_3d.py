@@ -73,6 +73,9 @@ class ObjectsPanel(QWidget):
         self.opacity.setRange(5, 100)
         self.opacity.setValue(100)
         self.opacity.valueChanged.connect(self._set_opacity)
+        self.opacity_of = QComboBox()   # "all objects", or one of them: see pores through the matrix
+        self.opacity_of.addItem("all objects", None)
+        self.opacity_of.currentIndexChanged.connect(self._opacity_target_changed)
         self.clip_axis = QComboBox()
         self.clip_axis.addItems(list(CLIP_AXES))
         self.clip_pos = QSlider(Qt.Orientation.Horizontal)
@@ -82,6 +85,7 @@ class ObjectsPanel(QWidget):
         for signal in (self.clip_axis.currentIndexChanged, self.clip_pos.valueChanged, self.clip_far.toggled):
             signal.connect(lambda *_: self._apply_clip())
         view3d = QFormLayout()
+        view3d.addRow("Opacity of", self.opacity_of)
         view3d.addRow("Opacity", self.opacity)
         view3d.addRow("Clip", self.clip_axis)
         view3d.addRow("Position", self.clip_pos)
@@ -128,6 +132,11 @@ class ObjectsPanel(QWidget):
             self._grid.removeWidget(box)
             box.deleteLater()
         self.checks = {}
+        self.opacity_of.blockSignals(True)
+        while self.opacity_of.count() > 1:
+            self.opacity_of.removeItem(1)
+        self.opacity_of.setCurrentIndex(0)
+        self.opacity_of.blockSignals(False)
         if layer is None:
             return
         table = layer.labels.table
@@ -140,6 +149,7 @@ class ObjectsPanel(QWidget):
             box.toggled.connect(lambda on, i=lab.id: self.show_object(i, on))
             self._grid.addWidget(box, n // 2, n % 2)
             self.checks[lab.id] = box
+            self.opacity_of.addItem(f"{lab.id}  {lab.name}", lab.id)
 
     # -- work ----------------------------------------------------------------------------------
     def split(self) -> None:
@@ -177,9 +187,22 @@ class ObjectsPanel(QWidget):
         if self.layer is None:
             return
         table = self.layer.labels.table
+        target = self.opacity_of.currentData()
         for lab in table:
-            lab.opacity = value / 100.0
+            if target is None or lab.id == target:
+                lab.opacity = value / 100.0
         table.changed.emit()   # one re-colour for all objects
+
+    def _opacity_target_changed(self, _index: int) -> None:
+        """The slider shows the chosen object's opacity (the first object's for "all")."""
+        if self.layer is None:
+            return
+        target = self.opacity_of.currentData()
+        labs = [lab for lab in self.layer.labels.table if target is None or lab.id == target]
+        if labs:
+            self.opacity.blockSignals(True)
+            self.opacity.setValue(round(labs[0].opacity * 100))
+            self.opacity.blockSignals(False)
 
     def _apply_clip(self) -> None:
         if self.view3d is None:

@@ -185,6 +185,10 @@ def test_objects_show_hide_fade_clip_without_extracting_again(window3d, qtbot, t
     assert not actors[3].GetVisibility() and not actors[4].GetVisibility() and actors[1].GetVisibility()
     panel.opacity.setValue(50)
     assert actors[1].GetProperty().GetOpacity() == pytest.approx(0.5)
+    panel.opacity_of.setCurrentIndex(panel.opacity_of.findData(6))   # one object: the stones
+    panel.opacity.setValue(20)
+    assert actors[6].GetProperty().GetOpacity() == pytest.approx(0.2)
+    assert actors[1].GetProperty().GetOpacity() == pytest.approx(0.5)
     panel.clip_axis.setCurrentText("Across slices")
     panel.clip_far.setChecked(True)
     panel.clip_pos.setValue(800)                             # keep only the top fifth of the slices
