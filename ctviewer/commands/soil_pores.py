@@ -44,6 +44,8 @@ def add_pores_arguments(p) -> None:
     p.add_argument("--connectivity", type=int, choices=(6, 26), default=6,
                    help="voxels touching by faces (6, default) or also by edges and corners (26)")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    p.add_argument("--csv", type=Path, default=None, metavar="PREFIX",
+                   help="also write PREFIX_profile.csv, PREFIX_clusters.csv and PREFIX_sizes.csv")
     _add_object_choice(p)
 
 
@@ -106,6 +108,11 @@ def run_pores(args) -> int:
         stats = pore_stats(labels, label=args.label, connectivity=args.connectivity, progress=bar)
     finally:
         bar.clear()
+    if args.csv is not None:
+        from ctviewer.workflows.soil.pores import write_pore_csvs
+
+        for path in write_pore_csvs(stats, args.csv):
+            print(f"wrote {path}", file=sys.stderr)
     if args.json:
         print(json.dumps({"cube": str(args.cube), "objects": source, "name": name, **stats.to_dict()}))
     else:

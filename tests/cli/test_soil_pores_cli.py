@@ -53,6 +53,23 @@ def test_pores_json_computes_the_objects_itself(cube_path, capsys):
     assert data["name"] == "pores" and data["connectivity"] == 6
 
 
+def test_pores_csv_gives_the_depth_profile_clusters_and_sizes_for_a_spreadsheet(cube_path, tmp_path, capsys):
+    import csv
+
+    assert main(["soil", "pores", str(cube_path), "--csv", str(tmp_path / "core")]) == 0
+    capsys.readouterr()
+    with open(tmp_path / "core_profile.csv", newline="") as fh:
+        profile = list(csv.DictReader(fh))
+    assert len(profile) == 16 and float(profile[3]["depth_mm"]) == pytest.approx(0.3)
+    assert all(float(row["porosity_percent"]) == pytest.approx(6.25) for row in profile)   # 25 of 400 a slice
+    with open(tmp_path / "core_clusters.csv", newline="") as fh:
+        (cluster,) = list(csv.DictReader(fh))
+    assert float(cluster["volume_mm3"]) == pytest.approx(0.4) and float(cluster["share_percent"]) == 100
+    with open(tmp_path / "core_sizes.csv", newline="") as fh:
+        sizes = list(csv.DictReader(fh))
+    assert sum(int(row["voxels"]) for row in sizes) == 400
+
+
 def test_pores_of_another_label_from_a_label_map_in_text(cube_path, tmp_path, capsys):
     objects = tmp_path / "objects.nii.gz"
     assert main(["soil", "objects", str(cube_path), "-o", str(objects)]) == 0

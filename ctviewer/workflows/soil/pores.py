@@ -32,6 +32,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from pathlib import Path
+
 import numpy as np
 
 from ctviewer.errors import InputError
@@ -82,6 +84,40 @@ class PoreStats:
                              "counts": [int(v) for v in self.thickness_counts]},
             "mean_thickness_mm": float(self.mean_thickness_mm), "max_thickness_mm": float(self.max_thickness_mm),
         }
+
+
+def write_pore_csvs(stats: "PoreStats", prefix) -> list[Path]:
+    """The numbers a spreadsheet wants, atomically: ``PREFIX_profile.csv`` (slice, depth in mm, porosity
+    %), ``PREFIX_clusters.csv`` (rank, volume in mm³, share of the pore volume %) and ``PREFIX_sizes.csv``
+    (local-thickness bin in mm, voxels, share %)."""
+    import csv
+    import io
+
+    from ctviewer.io.atomic import atomic_write_text
+
+    prefix = Path(prefix)
+    tables = {
+        "profile": (["slice", "depth_mm", "porosity_percent"],
+                    [[z, f"{z * stats.voxel_mm[0]:.4g}", f"{100 * v:.4f}"]
+                     for z, v in enumerate(stats.porosity_by_slice)]),
+        "clusters": (["rank", "volume_mm3", "share_percent"],
+                     [[n, f"{v:.6g}", f"{100 * v / total:.4f}"] for n, v in enumerate(stats.cluster_volumes_mm3, 1)]
+                     if (total := float(np.sum(stats.cluster_volumes_mm3))) > 0 else []),
+        "sizes": (["from_mm", "to_mm", "voxels", "share_percent"],
+                  [[f"{a:.4g}", f"{b:.4g}", int(c), f"{100 * c / max(int(np.sum(stats.thickness_counts)), 1):.4f}"]
+                   for a, b, c in zip(stats.thickness_edges_mm[:-1], stats.thickness_edges_mm[1:],
+                                      stats.thickness_counts)]),
+    }
+    written = []
+    for name, (header, rows) in tables.items():
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        path = prefix.with_name(f"{prefix.name}_{name}.csv")
+        atomic_write_text(path, text.getvalue())
+        written.append(path)
+    return written
 
 
 # -- inputs ------------------------------------------------------------------------------------
