@@ -4,7 +4,7 @@ The user picks a label (density object 1, the pores, by default; any id of the s
 and the connectivity, and presses Measure; :func:`ctviewer.workflows.soil.pores.pore_stats` runs in a
 worker. The numbers go in a small form, the porosity per slice in a depth profile (depth downwards, as
 soil profiles are drawn; a click moves the views to that slice), the local-thickness histogram in a
-pore-size plot, the largest clusters in a list; Save JSON writes what ``ctviewer soil pores --json``
+pore-size plot, the largest clusters in a list; Save writes what ``ctviewer soil pores --json`` (or ``--csv``)
 prints. A study without label layers is first split into density objects (the seed's six bins).
 """
 
@@ -50,7 +50,7 @@ class PoresPanel(QWidget):
         self.split_button = QPushButton("Split into density objects…")
         self.split_button.setToolTip("This study has no label layer: make objects 1–6 from six density bins")
         self.split_button.clicked.connect(self.split_objects)
-        self.save_button = QPushButton("Save JSON…")
+        self.save_button = QPushButton("Save JSON or CSV…")
         self.save_button.clicked.connect(self._ask_save)
         self.row = TaskRow()
 
@@ -206,13 +206,24 @@ class PoresPanel(QWidget):
         atomic_write_text(path, json.dumps(self.stats.to_dict(), indent=2) + "\n")
         return Path(path)
 
+    def save_csv(self, path) -> list[Path]:
+        """NAME_profile.csv, NAME_clusters.csv and NAME_sizes.csv beside ``path`` (NAME.csv)."""
+        from ctviewer.workflows.soil.pores import write_pore_csvs
+
+        path = Path(path)
+        return write_pore_csvs(self.stats, path.with_suffix("") if path.suffix.lower() == ".csv" else path)
+
     def _ask_save(self) -> None:
         if self.stats is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save pore statistics", "pores.json", "JSON (*.json)")
+        path, _ = QFileDialog.getSaveFileName(self, "Save pore statistics", "pores.json",
+                                              "JSON (*.json);;CSV tables: profile, clusters, sizes (*.csv)")
         if path:
             try:
-                self.save_json(path)
-                self.row.say(f"Saved {Path(path).name}")
+                if path.lower().endswith(".csv"):
+                    names = ", ".join(p.name for p in self.save_csv(path))
+                else:
+                    names = self.save_json(path).name
+                self.row.say(f"Saved {names}")
             except (InputError, OSError) as exc:
                 self.row.say(one_line(exc), error=True)

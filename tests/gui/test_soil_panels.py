@@ -98,6 +98,9 @@ def test_pores_panel_shows_the_numbers_profile_sizes_and_clusters_of_pore_stats(
 
     saved = panel.save_json(tmp_path / "pores.json")
     assert json.loads(saved.read_text()) == json.loads(json.dumps(expected.to_dict()))
+    tables = panel.save_csv(tmp_path / "pores.csv")
+    assert [t.name for t in tables] == ["pores_profile.csv", "pores_clusters.csv", "pores_sizes.csv"]
+    assert len(tables[0].read_text().splitlines()) == 1 + len(expected.porosity_by_slice)
 
     # a click on the depth profile at 3 mm moves the views to slice 6
     panel.plots.setCurrentWidget(panel.profile)
