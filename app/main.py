@@ -3,6 +3,8 @@
     ctviewer [PATH ...]        the GUI on these files (image first, then label maps)
     ctviewer demo              the GUI on the built-in demo study
     ctviewer demo --soil       the GUI on the built-in synthetic soil micro-CT cube
+    ctviewer demo --thin-section
+                               the GUI on the built-in project of synthetic thin-section photos
     ctviewer snapshot PATH -o OUT.png [--view ...]
     ctviewer review PATH... [-o picks.csv]
                                review L3/T12 slice picks: a folder of studies, study files or a picks CSV
@@ -37,7 +39,7 @@ def _has_display() -> bool:
 
 
 def run_gui(paths: list[str], demo: bool | str = False, thin_section: bool = False) -> int:
-    """``demo``: True for the demo torso, "soil" for the demo soil cube."""
+    """``demo``: True for the demo torso, "soil" for the demo soil cube, "thin-section" for the demo photos."""
     if not _has_display():
         print(NO_DISPLAY, file=sys.stderr)
         return 2
@@ -56,6 +58,8 @@ def run_gui(paths: list[str], demo: bool | str = False, thin_section: bool = Fal
     window.show()
     if demo == "soil":
         window.opener.open_demo_soil()
+    elif demo == "thin-section":
+        window.open_demo_thin_sections()
     elif demo:
         window.opener.open_demo()
     elif thin_section:
@@ -92,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return review_main(argv[1:])
     if argv and argv[0] == "demo":
-        if argv[1:] not in ([], ["--soil"]):
-            print("usage: ctviewer demo [--soil]", file=sys.stderr)
+        if argv[1:] not in ([], ["--soil"], ["--thin-section"]):
+            print("usage: ctviewer demo [--soil | --thin-section]", file=sys.stderr)
             return 2
-        return run_gui([], demo="soil" if argv[1:] else True)
+        return run_gui([], demo=argv[1][2:] if argv[1:] else True)
     return run_gui(argv)
 
 

@@ -122,6 +122,7 @@ class MainWindow(QMainWindow):
         self._action(m, "Soil &cube and objects…", self.soil_dock.show_tab)
         self._action(m, "Open &demo study", self.opener.open_demo)
         self._action(m, "Open demo so&il cube", self.opener.open_demo_soil)
+        self._action(m, "Open demo thin sections", self.open_demo_thin_sections)
         self.recent_menu = m.addMenu("Open &recent")
         self._action(m, "Add &label map…", self.open_labels_dialog, "Ctrl+L")
         self._action(m, "Review slice &picks…", self.open_review_dialog)
@@ -167,6 +168,10 @@ class MainWindow(QMainWindow):
             self.thin_section_dock.open_folder(paths[0])
             return
         self.opener.open_paths([Path(p) for p in paths])
+
+    def open_demo_thin_sections(self) -> None:
+        """The demo thin-section project (six synthetic photos, made on first use) in its dock."""
+        self.opener.make_demo_thin_sections(self.thin_section_dock.open_folder)
 
     def open_file_dialog(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, "Open image", "", FILE_FILTER)

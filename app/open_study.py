@@ -75,6 +75,10 @@ class StudyOpener(QObject):
     def open_demo_soil(self) -> None:
         self._run(_open_demo_soil, on_result=self.opened.emit)
 
+    def make_demo_thin_sections(self, on_folder) -> None:
+        """The demo thin-section project folder (made on first use) to ``on_folder(path)``: a folder, not a study."""
+        self._run(_demo_thin_section_dir, on_result=on_folder)
+
     # -- label maps --------------------------------------------------------------------------
     def add_labels(self, study: Study, path: Path, map_colours: bool = False) -> None:
         def added(layer: LabelLayer) -> None:
@@ -127,3 +131,9 @@ def _open_demo_soil(progress=None, cancel=None) -> Study:
     from ctviewer.workflows.open import open_demo_soil
 
     return open_demo_soil(progress=progress, cancel=cancel)
+
+
+def _demo_thin_section_dir(progress=None, cancel=None) -> Path:
+    from ctviewer.synth.demo import demo_thin_section_dir
+
+    return demo_thin_section_dir(progress=progress, cancel=cancel)

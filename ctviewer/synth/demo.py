@@ -1,8 +1,10 @@
-"""The built-in demo studies, cached on first use: a synthetic torso CT (chest to hips, seed 0) and a
-synthetic soil micro-CT cube (400 x 200 x 200 voxels of 0.1 mm like the seed's cubes, seed 0).
+"""The built-in demo studies, cached on first use: a synthetic torso CT (chest to hips, seed 0), a
+synthetic soil micro-CT cube (400 x 200 x 200 voxels of 0.1 mm like the seed's cubes, seed 0) and a
+thin-section project of six synthetic photos in the seed's folder layout (one training photo unlabelled).
 
 Each is generated deterministically into ``user_cache_dir("ctviewer")/demo-v{GENERATOR_VERSION}/``
-(the soil cube into ``demo-soil-v{SOIL_GENERATOR_VERSION}/``) the first time it is asked for; bump the
+(the soil cube into ``demo-soil-v{SOIL_GENERATOR_VERSION}/``, the thin sections into
+``demo-thin-section-v{THIN_SECTION_GENERATOR_VERSION}/``) the first time it is asked for; bump the
 version whenever its generator's output changes so that users get the new demo. Generation writes into
 a temporary folder beside the cache and renames it into place, so a crash or a concurrent second
 process never leaves half a demo behind. The soil cube is kept as ``.npy`` with its JSON sidecar, the
@@ -15,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ctviewer.progress import CancelToken, Progress
+from ctviewer.progress import CancelToken, Progress, step_progress
 
 #: Bump when the synthetic torso changes, so cached demos are regenerated.
 GENERATOR_VERSION = 2
@@ -25,6 +27,11 @@ LABELS_NAME = "demo_torso_labels.nii.gz"
 SOIL_GENERATOR_VERSION = 1
 SOIL_IMAGE_NAME = "demo_soil_cube.npy"
 SOIL_LABELS_NAME = "demo_soil_cube_labels.npy"
+#: Bump when the synthetic thin sections change.
+THIN_SECTION_GENERATOR_VERSION = 1
+#: The demo photos: (split, photo stem, seed, labelled); the seed's layout and numeric names.
+THIN_SECTION_PHOTOS = (("train", "1", 1, True), ("train", "2", 2, True), ("train", "3", 3, True),
+                       ("train", "4", 4, False), ("test", "5", 5, True), ("test", "6", 6, True))
 
 
 def demo_params():
@@ -51,6 +58,14 @@ def soil_demo_dir(cache_dir: Path | None = None) -> Path:
     return demo_dir(cache_dir).with_name(f"demo-soil-v{SOIL_GENERATOR_VERSION}")
 
 
+def thin_section_demo_size() -> tuple[int, int]:
+    return (480, 640)
+
+
+def thin_section_demo_dir(cache_dir: Path | None = None) -> Path:
+    return demo_dir(cache_dir).with_name(f"demo-thin-section-v{THIN_SECTION_GENERATOR_VERSION}")
+
+
 def demo_paths(cache_dir: Path | None = None, progress: Progress | None = None,
                cancel: CancelToken | None = None) -> tuple[Path, Path]:
     """(image .nii.gz, labels .nii.gz) of the demo study, generated on first use."""
@@ -73,6 +88,40 @@ def demo_soil_paths(cache_dir: Path | None = None, progress: Progress | None = N
         return cube.image, cube.truth
 
     return _cached(soil_demo_dir(cache_dir), SOIL_IMAGE_NAME, SOIL_LABELS_NAME, make)
+
+
+def demo_thin_section_dir(cache_dir: Path | None = None, progress: Progress | None = None,
+                          cancel: CancelToken | None = None) -> Path:
+    """The demo thin-section project folder (seed layout), generated on first use."""
+    folder = thin_section_demo_dir(cache_dir)
+    if (folder / "images_prepped_test" / f"{THIN_SECTION_PHOTOS[-1][1]}.png").is_file():
+        return folder
+    from ctviewer.synth.thin_section import make_thin_section
+    from ctviewer.workflows.thin_section.photos import write_label_image, write_rgb_png
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tick = step_progress(progress, cancel, len(THIN_SECTION_PHOTOS), "Making the demo thin sections")
+    try:
+        for split in dict.fromkeys(split for split, *_ in THIN_SECTION_PHOTOS):
+            (tmp / f"images_prepped_{split}").mkdir()
+            (tmp / f"annotations_prepped_{split}").mkdir()
+        for n, (split, stem, seed, labelled) in enumerate(THIN_SECTION_PHOTOS):
+            tick(n)
+            photo = make_thin_section(seed=seed, size=thin_section_demo_size())
+            write_rgb_png(photo.rgb, tmp / f"images_prepped_{split}" / f"{stem}.png")
+            if labelled:
+                write_label_image(photo.labels, tmp / f"annotations_prepped_{split}" / f"{stem}.png")
+        try:
+            tmp.rename(folder)
+        except OSError:
+            if not folder.is_dir():  # another process did not finish it first
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    tick(len(THIN_SECTION_PHOTOS))
+    return folder
 
 
 def _cached(folder: Path, image_name: str, labels_name: str, make) -> tuple[Path, Path]:

@@ -49,4 +49,4 @@ def test_ctviewer_demo_soil_starts_the_gui_on_the_soil_cube(monkeypatch, capsys)
     monkeypatch.setattr(main, "run_gui", lambda paths, demo=False, thin_section=False: started.append(demo) or 0)
     assert main.main(["demo", "--soil"]) == 0 and main.main(["demo"]) == 0
     assert started == ["soil", True]          # plain `ctviewer demo` (make run) stays the torso
-    assert main.main(["demo", "--soill"]) == 2 and "ctviewer demo [--soil]" in capsys.readouterr().err
+    assert main.main(["demo", "--soill"]) == 2 and "ctviewer demo [--soil | --thin-section]" in capsys.readouterr().err
