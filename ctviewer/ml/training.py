@@ -51,6 +51,15 @@ class TrainConfig:
     def __post_init__(self):
         _check_values(self, None)
 
+    def check_keys(self, data_keys, extra_keys) -> None:
+        """InputError naming any [data] / [extra] key the task does not know (a misspelt option would
+        otherwise be ignored silently), with the keys it does know."""
+        for table, keys, name in ((self.data, data_keys, "data"), (self.extra, extra_keys, "extra")):
+            unknown = sorted(set(table) - set(keys))
+            if unknown:
+                raise InputError(f"unknown key(s) in [{name}] for the {self.task} task: {', '.join(unknown)} "
+                                 f"(known: {', '.join(sorted(keys))})")
+
     def resolve(self, value: str | Path) -> Path:
         """A path from the config: relative ones start at the config file's folder."""
         path = Path(value).expanduser()

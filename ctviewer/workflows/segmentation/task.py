@@ -60,11 +60,7 @@ class SegData:
         from ctviewer.workflows.segmentation.prepare import Target
 
         d, x = dict(config.data), dict(config.extra)
-        for table, keys, name in ((d, DATA_KEYS, "data"), (x, EXTRA_KEYS, "extra")):
-            unknown = sorted(set(table) - keys)
-            if unknown:
-                raise InputError(f"unknown key(s) in [{name}] for the {config.task} task: {', '.join(unknown)} "
-                                 f"(known: {', '.join(sorted(keys))})")
+        config.check_keys(DATA_KEYS, EXTRA_KEYS)
         out = cls(dims=dims, target=Target.parse(str(d.get("target", "liver=5"))), extra=x)
         for key in ("synthetic", "synthetic_test", "test_seed_start"):
             value = d.get(key, getattr(out, key))

@@ -62,11 +62,7 @@ class LocatorData:
                       "thesis_allow_pickle", "picks_csv", "real_test", "workers"}
         known_extra = {"levels", "width_px", "crop_rows", "base_filters", "samples_per_epoch",
                        "val_windows_per_scan", "sigma_mm"}
-        for table, keys, name in ((d, known_data, "data"), (x, known_extra, "extra")):
-            unknown = sorted(set(table) - keys)
-            if unknown:
-                raise InputError(f"unknown key(s) in [{name}] for the slice_locator task: {', '.join(unknown)} "
-                                 f"(known: {', '.join(sorted(keys))})")
+        config.check_keys(known_data, known_extra)
         out = cls()
         for key in ("synthetic", "synthetic_test", "test_seed_start", "workers", "width_px", "crop_rows",
                     "base_filters", "samples_per_epoch", "val_windows_per_scan"):

@@ -123,11 +123,7 @@ class SoilData:
     @classmethod
     def from_config(cls, config) -> "SoilData":
         d, x = dict(config.data), dict(config.extra)
-        for table, keys, name in ((d, DATA_KEYS, "data"), (x, EXTRA_KEYS, "extra")):
-            unknown = sorted(set(table) - keys)
-            if unknown:
-                raise InputError(f"unknown key(s) in [{name}] for the soil_fraction task: {', '.join(unknown)} "
-                                 f"(known: {', '.join(sorted(keys))})")
+        config.check_keys(DATA_KEYS, EXTRA_KEYS)
         sources = d.get("sources", [])
         out = cls(sources=[config.resolve(p) for p in (sources if isinstance(sources, list) else [sources])])
         for key, low in (("synthetic", 0), ("size", 32), ("block", 1), ("gap", 0), ("base_filters", 1),

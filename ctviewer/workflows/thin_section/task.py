@@ -60,11 +60,7 @@ class ThinData:
     @classmethod
     def from_config(cls, config) -> "ThinData":
         d, x = dict(config.data), dict(config.extra)
-        for table, keys, name in ((d, DATA_KEYS, "data"), (x, EXTRA_KEYS, "extra")):
-            unknown = sorted(set(table) - keys)
-            if unknown:
-                raise InputError(f"unknown key(s) in [{name}] for the thin_section task: {', '.join(unknown)} "
-                                 f"(known: {', '.join(sorted(keys))})")
+        config.check_keys(DATA_KEYS, EXTRA_KEYS)
         sources = [config.resolve(p) for p in _as_list(d.get("sources"))]
         if not sources:
             raise InputError("the config names no training photos: set data.sources (a folder or a list file)")
