@@ -141,11 +141,14 @@ def test_values_outside_the_table_name_file_values_and_range(tmp_path):
     with pytest.raises(InputError, match=r"values 3, 5, 7, 9 are not classes of the table \(1-2, 4\)"):
         read_label_image(tmp_path / "labels" / "3.png", gappy)
     assert read_label_image(tmp_path / "labels" / "3.png")[0, 0] == 7  # no table: any 8-bit id
+    Image.fromarray(np.where(ids == 7, 1, ids).astype(np.uint8)).save(tmp_path / "labels" / "3.png")
+    with pytest.raises(InputError, match=r"value 9 is not a class of the table \(1-5\)"):
+        read_label_image(tmp_path / "labels" / "3.png", thin_section_table())
 
 
 def test_16_bit_label_values_that_do_not_fit_8_bits_are_refused(tmp_path):
     Image.fromarray(np.array([[0, 300]], np.uint16)).save(tmp_path / "wide.png")
-    with pytest.raises(InputError, match=r"wide.png: value 300 do not fit 8-bit class ids \(0-255\)"):
+    with pytest.raises(InputError, match=r"wide.png: value 300 does not fit an 8-bit class id \(0-255\)"):
         read_label_image(tmp_path / "wide.png")
 
 

@@ -166,14 +166,15 @@ def _check_values(array: np.ndarray, table: LabelTable | None, path: Path) -> No
     present = np.unique(array)
     if table is None:
         bad, allowed = [int(v) for v in present if not 0 <= v <= 255], "0-255"
-        what = "do not fit 8-bit class ids"
+        what = ("do not fit 8-bit class ids", "does not fit an 8-bit class id")
     else:
         known = set(table.ids) | {0}
         bad, allowed = [int(v) for v in present if int(v) not in known], id_ranges(table.ids) or "none"
-        what = "are not classes of the table"
+        what = ("are not classes of the table", "is not a class of the table")
     if bad:
         shown = ", ".join(str(v) for v in bad[:8]) + (" ..." if len(bad) > 8 else "")
-        raise InputError(f"value{'s' if len(bad) > 1 else ''} {shown} {what} ({allowed})", path)
+        many = len(bad) > 1
+        raise InputError(f"value{'s' if many else ''} {shown} {what[0] if many else what[1]} ({allowed})", path)
 
 
 def write_label_image(array, path) -> Path:
