@@ -93,13 +93,18 @@ def test_bad_settings_are_input_errors(tmp_path):
             task.SoilData.from_config(config)
 
 
-def test_a_tiny_training_runs_end_to_end_and_writes_a_card_with_test_metrics(tmp_path):
+def test_a_tiny_training_runs_end_to_end_and_writes_a_card_with_test_metrics(tmp_path, monkeypatch):
     from ctviewer.ml import registry
     from ctviewer.ml.tasks import run_training
+    from ctviewer.synth import soil
 
     assert get_task("soil_fraction") is task.TASK
     config = _config(tmp_path)
+    made = []
+    real_make = soil.make_soil_cube
+    monkeypatch.setattr(soil, "make_soil_cube", lambda *a, **k: made.append(1) or real_make(*a, **k))
     result = run_training(config)
+    assert len(made) == 1   # the synthetic cube is made once: the test figures reuse the training's cubes
     card = result.card
     metrics = card.metrics["test_slices"]
     assert set(metrics) == {"mse", "mae", "r2", "slices"} and metrics["slices"] > 0

@@ -298,8 +298,11 @@ def load_data(config, progress=None, cancel=None):
     description = (f"{len(cubes)} cube(s) ({names}) split by slab blocks of {data.block} slices: "
                    f"{len(train)} training, {len(sets['validation'])} validation and {len(sets['test'])} test "
                    f"slices; object {data.object}, {data.size}x{data.size} slices")
+    # the cubes and their split go to evaluate() too: making a synthetic cube costs seconds, and the
+    # training batches keep the cubes in memory until then anyway
     return batches, val, {"description": description, "train_samples": batches.num_samples,
-                          "val_samples": len(val[1]), "train_studies": len(cubes), "val_studies": len(cubes)}
+                          "val_samples": len(val[1]), "train_studies": len(cubes), "val_studies": len(cubes),
+                          "cubes_and_sets": (cubes, sets)}
 
 
 def evaluate(model, config, info, progress=None, cancel=None):
@@ -309,8 +312,12 @@ def evaluate(model, config, info, progress=None, cancel=None):
     """
     progress = progress or no_progress
     data = SoilData.from_config(config)
-    cubes = read_cubes(data, cancel=cancel)
-    sets = split_cubes(cubes, data, config.validation_fraction, config.seed)
+    held = (info or {}).get("cubes_and_sets")
+    if held is not None:
+        cubes, sets = held
+    else:
+        cubes = read_cubes(data, cancel=cancel)
+        sets = split_cubes(cubes, data, config.validation_fraction, config.seed)
     picks, dataset = (sets["test"], "test_slices") if sets["test"] else (sets["validation"], "validation_slices")
     truth, predicted = [], []
     for start in range(0, len(picks), 32):
