@@ -50,3 +50,16 @@ def step_progress(progress: Progress | None, cancel: CancelToken | None, total: 
         progress(min(1.0, i / max(total, 1)), message)
 
     return tick
+
+
+def checked_progress(progress: Progress | None, cancel: CancelToken | None) -> Progress:
+    """``progress`` that first raises :class:`Cancelled` when asked to stop: one call per step of a
+    long computation both reports it and checks the cancel token."""
+    progress = progress or no_progress
+
+    def step(fraction: float, message: str = "") -> None:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        progress(fraction, message)
+
+    return step

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ctviewer.errors import InputError
-from ctviewer.progress import CancelToken, Progress, no_progress
+from ctviewer.progress import CancelToken, Progress, checked_progress
 
 #: Slices per slab for the Euler number (skimage makes int64 copies of what it is given).
 _EULER_SLAB = 16
@@ -192,12 +192,7 @@ def _local_thickness(holder: list, spacing, progress, cancel) -> np.ndarray:
 
     mask = holder.pop()
     spacing = _check_spacing(spacing)
-    progress = progress or no_progress
-
-    def step(fraction, message):
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        progress(fraction, message)
+    step = checked_progress(progress, cancel)
 
     step(0.0, "Distance transform")
     dist = distance_transform(mask, spacing)
@@ -256,12 +251,7 @@ def pore_stats(labels_or_mask, spacing=None, label: int = 1, connectivity: int =
 
     if connectivity not in (6, 26):
         raise InputError(f"connectivity must be 6 (faces) or 26 (faces, edges and corners), got {connectivity}")
-    progress = progress or no_progress
-
-    def step(fraction, message):
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        progress(fraction, message)
+    step = checked_progress(progress, cancel)
 
     step(0.0, "Finding the pores")
     mask, source, own_spacing = _pore_mask(labels_or_mask, label)
