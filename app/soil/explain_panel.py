@@ -161,7 +161,7 @@ class ExplainPanel(QWidget):
             return False
         entry, study = self.current_entry(), self.study
         index = study.cursor[0]   # the axial slice the views show
-        self.row.start(f"Explaining slice {index + 1}", work.explain_slice, study.image, index, str(entry.path),
+        self.row.start(f"Explaining slice {index + 1}", work.explain_slice, study.image, index, entry,
                        self.layer_box.currentText(), self.method.currentData(), self.relu.isChecked(),
                        self.thresh.value(), on_result=lambda r, s=study, e=entry: self._show_slice(s, e, r),
                        on_finished=self._enable)

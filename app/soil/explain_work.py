@@ -49,16 +49,17 @@ def conv_layers(model_path: str, progress=None, cancel=None) -> list[str]:
     return names
 
 
-def explain_slice(volume, index: int, model_path: str, layer: str, method: str, relu: bool, thresh: float,
+def explain_slice(volume, index: int, entry, layer: str, method: str, relu: bool, thresh: float,
                   progress=None, cancel=None) -> dict:
-    """Worker body: the explanation of axial slice ``index`` (see ``explain_calls.explain_slice``)."""
+    """Worker body: the explanation of axial slice ``index`` by the registry ``entry``'s model (see
+    ``explain_calls.explain_slice``), its input made from the density bins the model was trained on."""
     from ctviewer.ml.child import shared_process
-    from ctviewer.workflows.soil.explain import slice_input
+    from ctviewer.workflows.soil.explain import card_channels, slice_input
 
-    image = slice_input(volume, index)
+    image = slice_input(volume, index, card_channels(entry.card))
     if progress:
         progress(0.2, "running the model")
-    result = shared_process().call(f"{CALLS}:explain_slice", str(model_path), image, layer, method, bool(relu),
+    result = shared_process().call(f"{CALLS}:explain_slice", str(entry.path), image, layer, method, bool(relu),
                                    float(thresh), cancel=cancel)
     result["index"] = int(index)
     return result

@@ -71,7 +71,7 @@ def run(args) -> int:
     from ctviewer.io.registry import read_volume
     from ctviewer.ml import registry
     from ctviewer.workflows.soil import explain
-    from ctviewer.workflows.soil.task import DEFAULT_CHANNELS, value_range
+    from ctviewer.workflows.soil.task import value_range
     from ctviewer.workflows.thin_section.photos import write_rgb_png
 
     if not 0 <= args.opacity <= 1:
@@ -86,7 +86,7 @@ def run(args) -> int:
     model, card = registry.load_model(args.model, task=TASK)
     try:
         span = value_range(values)
-        image = explain.slice_input(values, index, card.inputs.get("channels", DEFAULT_CHANNELS), span)
+        image = explain.slice_input(values, index, explain.card_channels(card), span)
         if args.method == "heatmap":
             heat = explain.grad_cam(model, image, args.layer, relu=not args.signed)
             rgb = heatmap_png(values[index], span, heat, args.signed, args.opacity)

@@ -153,7 +153,7 @@ def test_grad_cam_of_the_slice_is_a_float_heatmap_layer_with_the_predicted_fract
     calls = []
     heat = np.linspace(-2.0, 3.0, Y * X, dtype=np.float32).reshape(Y, X)
 
-    def fake(volume, index, model_path, layer, method, relu, thresh, progress=None, cancel=None):
+    def fake(volume, index, entry, layer, method, relu, thresh, progress=None, cancel=None):
         calls.append((index, layer, method, relu))
         return {"method": method, "layer": layer, "index": index, "fraction": 0.875,
                 "heatmap": np.maximum(heat, 0) if relu else heat}
@@ -191,7 +191,7 @@ def test_activation_maps_open_a_grid_window_and_errors_show_in_the_panel(window,
                {"method": "activation", "layer": "block1_conv1", "index": 5, "fraction": 0.5, "channels": [],
                 "grid": None}]
 
-    def fake(volume, index, model_path, layer, method, relu, thresh, progress=None, cancel=None):
+    def fake(volume, index, entry, layer, method, relu, thresh, progress=None, cancel=None):
         if not answers:
             raise InputError("the model takes 200x200 slices with 3 channels but the input is 32x32 with 3 "
                              "channels; build the cube at the model's size")
@@ -299,3 +299,26 @@ def test_opening_the_window_with_a_soil_model_does_not_start_the_model_process(q
     qtbot.waitUntil(lambda: panel.layer_box.count() > 0, timeout=10000)
     assert panel.layer_box.currentText() == "block3_conv1" and not started
     window.model_dock.shutdown()
+
+
+def test_the_slice_sent_to_the_model_is_made_from_the_channels_of_its_card(monkeypatch):
+    """A model trained on other density-bin groups gets its own channels, as `ctviewer soil explain` does."""
+    from types import SimpleNamespace
+
+    from ctviewer.ml import child
+    from ctviewer.workflows.soil.explain import slice_input
+
+    sent = []
+
+    class Process:
+        def call(self, target, model_path, image, *args, **kwargs):
+            sent.append(image)
+            return {"fraction": 0.5}
+
+    monkeypatch.setattr(child, "shared_process", lambda: Process())
+    image = soil_cube()
+    groups = [[1], [2, 3], [4, 5, 6]]
+    entry = SimpleNamespace(path="m.keras", card=SimpleNamespace(inputs={"channels": groups}))
+    explain_work.explain_slice(image, 3, entry, "block1_conv1", "gradcam", True, 0.0)
+    assert np.array_equal(sent[0], slice_input(image, 3, tuple(map(tuple, groups))))
+    assert not np.array_equal(sent[0], slice_input(image, 3))

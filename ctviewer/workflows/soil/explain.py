@@ -30,6 +30,11 @@ from ctviewer.workflows.soil.task import DEFAULT_CHANNELS, object_ids, slice_cha
 VOLUME_BATCH = 8
 
 
+def card_channels(card) -> tuple:
+    """The density-bin groups a model was trained on (its card's ``inputs.channels``)."""
+    return tuple(tuple(group) for group in card.inputs.get("channels", DEFAULT_CHANNELS))
+
+
 def slice_input(cube, index: int, channels=DEFAULT_CHANNELS, span=None) -> np.ndarray:
     """The network's input for slice ``index`` of ``cube`` (a Volume or ``[z, y, x]`` array): float32
     ``[y, x, 3]``, the channels of training (see :mod:`ctviewer.workflows.soil.task`). The density bins

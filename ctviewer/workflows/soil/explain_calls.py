@@ -17,14 +17,19 @@ TASK = "soil_fraction"
 _LOADED: dict = {}
 
 
-def _model(model_path: str):
+def _loaded(model_path: str):
+    """(model, card), loaded once while the file stays the same."""
     from ctviewer.ml import registry
 
     stamp = (str(model_path), Path(model_path).stat().st_mtime)
     if stamp not in _LOADED:
         _LOADED.clear()
-        _LOADED[stamp] = registry.load_model(model_path, task=TASK)[0]
+        _LOADED[stamp] = registry.load_model(model_path, task=TASK)
     return _LOADED[stamp]
+
+
+def _model(model_path: str):
+    return _loaded(model_path)[0]
 
 
 def _fraction(model, image: np.ndarray) -> float:
@@ -59,5 +64,7 @@ def explain_volume(model_path: str, cube, layer: str, relu: bool = True, progres
     """Grad-CAM of every slice of ``cube`` (float32 [z, y, x]; signed when ``relu`` is off)."""
     from ctviewer.workflows.soil import explain
 
-    heat = explain.grad_cam_volume(_model(model_path), cube, layer, relu=relu, progress=progress, cancel=cancel)
+    model, card = _loaded(model_path)
+    heat = explain.grad_cam_volume(model, cube, layer, relu=relu, channels=explain.card_channels(card),
+                                   progress=progress, cancel=cancel)
     return np.asarray(heat, np.float32)
