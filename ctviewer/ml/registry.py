@@ -155,6 +155,23 @@ def load_model(name_or_path_or_entry, task: str | None = None, *, compile: bool 
     return model, entry.card
 
 
+#: task -> ((path, mtime), (model, card)): the last model of each task stays loaded.
+_KEPT: dict = {}
+
+
+def load_model_kept(name_or_path_or_entry, task: str | None = None):
+    """:func:`load_model`, keeping the last model of each task loaded while its file stays the same: the
+    dock and the folder commands run one model on study after study, and loading costs seconds."""
+    entry = find_model(name_or_path_or_entry, task)
+    key = task or entry.card.task
+    stamp = (str(entry.path), entry.path.stat().st_mtime)
+    kept = _KEPT.get(key)
+    if kept is None or kept[0] != stamp:
+        _KEPT.pop(key, None)   # let the old model go before the new one loads
+        _KEPT[key] = (stamp, load_model(entry, task))
+    return _KEPT[key][1]
+
+
 def _without_optimizer_state(model):
     """The model with the same weights and compile settings but a fresh optimizer.
 

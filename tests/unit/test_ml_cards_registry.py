@@ -90,6 +90,24 @@ def test_saved_model_loads_back_with_its_card_and_is_listed(folders):
     assert registry.load_model(entry.card_path)[1].name == "m"  # by the card's path too
 
 
+def test_the_last_model_of_each_task_stays_loaded_until_its_file_changes(folders, monkeypatch):
+    import os
+
+    monkeypatch.setattr(registry, "_KEPT", {})
+    entry = registry.save_model(tiny_model(), card(), folders[0])
+    registry.save_model(tiny_model(), card(name="other", task="tiny2"), folders[0])
+    first, _ = registry.load_model_kept("m", task="tiny")
+    assert registry.load_model_kept("m", task="tiny")[0] is first          # not loaded again
+    other, _ = registry.load_model_kept("other", task="tiny2")
+    assert registry.load_model_kept("m", task="tiny")[0] is first          # another task's model kept beside it
+    registry.save_model(tiny_model(units=5), card(), folders[0])           # retrained: a new file
+    stat = entry.path.stat()
+    os.utime(entry.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    again, _ = registry.load_model_kept("m", task="tiny")
+    assert again is not first and again.output_shape == (None, 5)
+    assert registry.load_model_kept("other", task="tiny2")[0] is other
+
+
 def test_load_refuses_another_task(folders):
     registry.save_model(tiny_model(), card(task="tiny"), folders[0])
     with pytest.raises(InputError, match="is a tiny model, not a slice_locator model"):

@@ -159,18 +159,11 @@ def find_segmentation_model(model):
     return entry
 
 
-_LOADED: dict = {}
-
-
 def _load(model):
     """The network and card; the last one stays loaded (the dock runs one model on study after study)."""
     from ctviewer.ml import registry
 
     entry = find_segmentation_model(model)
-    stamp = (str(entry.path), entry.path.stat().st_mtime)
-    if stamp not in _LOADED:
-        _LOADED.clear()
-        _LOADED[stamp] = registry.load_model(entry, task=entry.card.task)
-    return _LOADED[stamp]
+    return registry.load_model_kept(entry, task=entry.card.task)
 
 

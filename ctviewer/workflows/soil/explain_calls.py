@@ -8,24 +8,16 @@ slice, and hands the results back as numpy arrays.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 TASK = "soil_fraction"
-
-_LOADED: dict = {}
 
 
 def _loaded(model_path: str):
     """(model, card), loaded once while the file stays the same."""
     from ctviewer.ml import registry
 
-    stamp = (str(model_path), Path(model_path).stat().st_mtime)
-    if stamp not in _LOADED:
-        _LOADED.clear()
-        _LOADED[stamp] = registry.load_model(model_path, task=TASK)
-    return _LOADED[stamp]
+    return registry.load_model_kept(model_path, task=TASK)
 
 
 def _model(model_path: str):

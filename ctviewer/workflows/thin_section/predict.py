@@ -146,21 +146,13 @@ def check_model_classes(card, table) -> None:
         raise InputError(f"model '{card.name}' was trained with other classes: {'; '.join(reasons)}")
 
 
-_LOADED: dict = {}
-
-
 def _load(model):
     """(predict_fn, card); the last model stays loaded (a folder or the dock runs one model many times)."""
     from ctviewer.ml import registry
     from ctviewer.workflows.segmentation.segment import keras_predict_fn
 
-    entry = find_thin_section_model(model)
-    stamp = (str(entry.path), entry.path.stat().st_mtime)
-    if stamp not in _LOADED:
-        _LOADED.clear()
-        network, card = registry.load_model(entry, task=TASK)
-        _LOADED[stamp] = (keras_predict_fn(network), card)
-    return _LOADED[stamp]
+    network, card = registry.load_model_kept(find_thin_section_model(model), task=TASK)
+    return keras_predict_fn(network), card
 
 
 def segment_photo(rgb, model_path, tile: int | None = None, overlap: int = 64, batch_size: int = 4, progress=None,
