@@ -558,8 +558,14 @@ class ModelDock(QDockWidget):
             if b is not None and 0.1 < self._train_fraction < 0.9 else self._train_message)
         self.curves.redraw()
 
-    def _trained(self, result) -> None:
+    def _final_drain(self) -> None:
+        """Show the last reports and stop the timer, so a tick between the result and ``finished`` cannot
+        write a batch line over the final status."""
+        self._tick.stop()
         self._drain()
+
+    def _trained(self, result) -> None:
+        self._final_drain()
         if result.entry is not None:
             self.refresh_models(select=result.entry.name)
         self.train_status.setText(f"done: best epoch {result.best_epoch}"
@@ -567,12 +573,12 @@ class ModelDock(QDockWidget):
         self._result = result
 
     def _training_failed(self, exc: Exception) -> None:
-        self._drain()
+        self._final_drain()
         self.train_status.setText("training failed")
         self._report_error("Training failed", exc)
 
     def _training_cancelled(self) -> None:
-        self._drain()
+        self._final_drain()
         self.train_status.setText("training cancelled")
 
     def _training_done(self) -> None:
