@@ -5,6 +5,8 @@ It edits the layer objects only; the views follow the layers' events.
 
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QDoubleSpinBox, QFormLayout, QHBoxLayout,
                                QListWidget, QListWidgetItem, QPushButton, QSlider, QVBoxLayout, QWidget)
@@ -14,6 +16,13 @@ from ctviewer.data.study import Study
 
 COLORMAPS = ("inferno", "viridis", "magma", "plasma", "CET-L3", "CET-D1")
 
+
+def range_precision(low: float, high: float) -> tuple[int, float]:
+    """Decimals and arrow step for a heatmap's min/max boxes: three significant digits of the span, so a
+    Grad-CAM range of 0.00004..0.0003 shows as such instead of 0.000..0.000."""
+    span = abs(float(high) - float(low)) or abs(float(high)) or 1.0
+    decimals = min(12, max(3, 2 - math.floor(math.log10(span))))
+    return decimals, 10.0 ** math.floor(math.log10(span)) / 10
 
 class LayersDock(QDockWidget):
     def __init__(self, parent=None):
@@ -114,8 +123,12 @@ class LayersDock(QDockWidget):
         for w in (self.colormap, self.vmin, self.vmax):
             w.setEnabled(is_heat)
         if is_heat:
-            for w, v in ((self.vmin, layer.value_range[0]), (self.vmax, layer.value_range[1])):
+            low, high = layer.value_range
+            decimals, step = range_precision(low, high)
+            for w, v in ((self.vmin, low), (self.vmax, high)):
                 w.blockSignals(True)
+                w.setDecimals(decimals)   # before setValue: the box rounds to its decimals
+                w.setSingleStep(step)
                 w.setValue(v)
                 w.blockSignals(False)
             self.colormap.blockSignals(True)

@@ -8,6 +8,7 @@ from PySide6.QtCore import QPoint, Qt
 
 from app.main_window import MainWindow
 from app.snapshot import qimage_to_array
+from ctviewer.data.layers import HeatmapLayer
 from tests.gui.conftest import send_click, send_drag, send_wheel
 
 pytestmark = pytest.mark.gui
@@ -126,6 +127,21 @@ def test_layer_reorder_and_opacity(window, stamp_study):
     item = window.viewer.views["axial"].overlays._items[id(layer)]
     assert item.opacity() == pytest.approx(0.2)
     assert item.zValue() > window.viewer.views["axial"].overlays._items[id(stamp_study.layers[0])].zValue()
+
+
+def test_tiny_heatmap_range_is_shown_and_editable(window, stamp_study):
+    # a Grad-CAM range like 0.00004..0.0003 must not show as 0.000..0.000 (and round to nothing when edited)
+    values = stamp_study.image.with_array(np.full(stamp_study.image.array.shape, 1e-4, np.float32))
+    layer = HeatmapLayer(values, "gradcam", value_range=(4e-5, 3e-4))
+    stamp_study.layers.append(layer)
+    dock = window.layers_dock
+    dock.list.setCurrentRow(0)
+    assert dock.current_layer() is layer
+    assert dock.vmin.value() == pytest.approx(4e-5) and dock.vmax.value() == pytest.approx(3e-4)
+    assert float(dock.vmax.text()) == pytest.approx(3e-4)
+    dock.vmax.setValue(2e-4)
+    dock.vmax.editingFinished.emit()
+    assert layer.value_range == pytest.approx((4e-5, 2e-4))
 
 
 def test_outline_mode_draws_only_borders(window, stamp_study):
