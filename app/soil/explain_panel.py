@@ -5,9 +5,9 @@ method. "Explain this slice" explains the current axial slice in the model proce
 back as a float heatmap drawn over the views (a heatmap layer: colour map, range and opacity in the
 layers dock; the signed map with ReLU off in a diverging map, never wrapped to uint8), activation maps
 as one grid image in a window of its own; the model's predicted fraction for the slice is shown with it.
-"Grad-CAM volume" explains every slice (progress, cancel) into a heatmap layer over the cube; the 3D
-panel draws label surfaces only, so the voxels above the volume's 90th percentile become a label layer
-"Grad-CAM > p90" whose surface is shown with the (translucent) pores.
+"Grad-CAM volume" explains every slice (progress, cancel) into a heatmap layer over the cube, which
+the 3D panel also draws, as a translucent cloud in the heatmap's colours over the object surfaces
+(pores and stones shown first by the Objects tab).
 """
 
 from __future__ import annotations
@@ -229,15 +229,13 @@ class ExplainPanel(QWidget):
                 study.layers.remove(old)
         heat_layer = work.volume_heatmap(study, heat, f"Grad-CAM volume {layer}" + (" (signed)" if signed else ""),
                                          signed)
-        hot = work.hot_labels(study, heat, work.pores_layer(study))
         study.layers.append(heat_layer)
-        study.layers.append(hot)   # the topmost label layer: the one the 3D panel draws
-        self._volume_layers = [heat_layer, hot]
+        self._volume_layers = [heat_layer]
         view3d = getattr(getattr(self.window, "viewer", None), "view3d", None)
-        if view3d is not None:
-            view3d.set_mode("labels")
+        if view3d is not None and view3d.mode == "volume":
+            view3d.set_mode("labels")   # the cloud is drawn over surfaces, not inside a volume rendering
         self._select_in_layers_dock(heat_layer)
-        self.row.say(f"Grad-CAM of {layer} on {heat.shape[0]} slices; in 3D: {work.HOT_LAYER} with the pores")
+        self.row.say(f"Grad-CAM of {layer} on {heat.shape[0]} slices; in 3D as a cloud over the object surfaces")
         self.volume_explained.emit(heat_layer)
 
     def _select_in_layers_dock(self, layer) -> None:

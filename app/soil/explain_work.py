@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ctviewer.data.labels import Label, LabelMap, LabelTable
-from ctviewer.data.layers import HeatmapLayer, LabelLayer
+from ctviewer.data.layers import HeatmapLayer
 from ctviewer.errors import InputError
 
 CALLS = "ctviewer.workflows.soil.explain_calls"
 TASK = "soil_fraction"
-HOT_PERCENTILE = 90
-HOT_LAYER = f"Grad-CAM > p{HOT_PERCENTILE}"
-PORES_ID, HOT_ID = 1, 2
 
 
 def soil_models() -> list:
@@ -108,28 +104,4 @@ def slice_heatmap(study, index: int, heat: np.ndarray, previous: HeatmapLayer | 
 def volume_heatmap(study, heat: np.ndarray, name: str, signed: bool) -> HeatmapLayer:
     values = study.image.with_array(heat, window=None, modality="", name=name, source="")
     return HeatmapLayer(values, name=name, colormap="CET-D1" if signed else "inferno",
-                        value_range=heat_range(heat, signed), opacity=0.5)
-
-
-def hot_labels(study, heat: np.ndarray, pores: LabelLayer | None) -> LabelLayer:
-    """The 3D panel draws label surfaces only: a label layer with the pores (id 1, translucent, where
-    the study has them) and the voxels whose Grad-CAM is above its 90th percentile (id 2)."""
-    threshold = float(np.percentile(heat, HOT_PERCENTILE))
-    hot = heat > threshold
-    labels = np.zeros(heat.shape, np.uint8)
-    table = LabelTable([Label(HOT_ID, HOT_LAYER, (255, 196, 0))])
-    if pores is not None:
-        labels[pores.array == PORES_ID] = PORES_ID
-        table = LabelTable([Label(PORES_ID, "pores", (0, 130, 200), opacity=0.35),
-                            Label(HOT_ID, HOT_LAYER, (255, 196, 0))])
-    labels[hot] = HOT_ID
-    volume = study.image.with_array(labels, window=None, modality="", name=HOT_LAYER, source="")
-    return LabelLayer(LabelMap(volume, table), name=HOT_LAYER, opacity=0.4)
-
-
-def pores_layer(study) -> LabelLayer | None:
-    """The topmost label layer holding pores (id 1), e.g. the density objects."""
-    for layer in reversed(study.layers.by_kind("labels")):
-        if layer.name != HOT_LAYER and PORES_ID in layer.labels.table:
-            return layer
-    return None
+                        value_range=heat_range(heat, signed), opacity=0.5, in_3d=True)

@@ -85,11 +85,14 @@ class MprViewer(QWidget):
             self.set_layout("single")
 
     def _update_3d_labels(self, *_) -> None:
-        """The 3D panel shows the surfaces of the topmost label layer."""
+        """The 3D panel shows the surfaces of the topmost label layer, and the topmost heatmap meant for
+        3D (a Grad-CAM volume) as a cloud over them."""
         if self.view3d is None:
             return
         layers = self.study.layers.by_kind("labels") if self.study is not None else []
         self.view3d.set_labels(layers[-1].labels if layers else None)
+        heat = [h for h in self.study.layers.by_kind("heatmap") if h.in_3d] if self.study is not None else []
+        self.view3d.set_heat(heat[-1] if heat else None)
 
     # -- layouts -----------------------------------------------------------------------------
     def _panels(self) -> dict[str, QWidget]:

@@ -95,14 +95,20 @@ def rendering_image(volume: Volume, max_voxels: int = MAX_RENDER_VOXELS) -> tupl
     Pure computation (a contiguous, possibly strided copy): meant to run in a worker thread.
     """
     vol = right_handed(volume)
-    stride = 1
-    while np.prod([max(1, n // stride) for n in vol.shape]) > max_voxels:
-        stride += 1
+    stride = render_stride(vol.shape, max_voxels)
     arr = scalar_array(vol)
     if stride > 1:
         arr = np.ascontiguousarray(arr[::stride, ::stride, ::stride])
         vol = vol.with_array(arr, spacing=tuple(s * stride for s in vol.spacing))
     return to_image_data(vol, arr), stride
+
+
+def render_stride(shape, max_voxels: int) -> int:
+    """The smallest step along every axis that keeps a strided copy under ``max_voxels``."""
+    stride = 1
+    while np.prod([max(1, n // stride) for n in shape]) > max_voxels:
+        stride += 1
+    return stride
 
 
 def right_handed(volume: Volume) -> Volume:
@@ -367,11 +373,12 @@ class Scene3D:
         self.label_actors: dict[int, vtkActor] = {}
         self._meshes: dict = {}  # label id -> (still mapper, coarse mapper drawn while moving, or None)
         self.clip_plane = None  # a vtkPlane cutting every surface, or None
+        self.heat_prop: vtkVolume | None = None  # a heatmap cloud over the surfaces (app.views.heat3d)
 
     # -- content -------------------------------------------------------------------------------
     def clear(self) -> None:
         self.renderer.RemoveAllViewProps()
-        self.volume_prop, self.surface_actor, self.label_actors = None, None, {}
+        self.volume_prop, self.surface_actor, self.label_actors, self.heat_prop = None, None, {}, None
         self._meshes = {}
 
     def set_volume_rendering(self, volume: Volume, preset: str, image: vtkImageData | None = None) -> vtkVolume:
@@ -409,6 +416,14 @@ class Scene3D:
         self.volume_prop.SetProperty(prop)
         self.renderer.AddVolume(self.volume_prop)
         return self.volume_prop
+
+    def set_heat(self, prop: vtkVolume | None) -> None:
+        """Show this heatmap cloud with the surfaces, replacing the previous one (``None``: none)."""
+        if self.heat_prop is not None:
+            self.renderer.RemoveVolume(self.heat_prop)
+        self.heat_prop = prop
+        if prop is not None:
+            self.renderer.AddVolume(prop)
 
     def set_surface(self, polydata: vtkPolyData, colour=(0.95, 0.92, 0.84), opacity: float = 1.0) -> vtkActor:
         """Show one surface (the isosurface), replacing the previous one. Colour in 0..1 RGB."""

@@ -2,7 +2,10 @@
 
 Volume rendering is set up on the GUI thread (it only wraps the array, no copy). Isosurfaces and
 label surfaces are extracted by ``app.workers`` on a pool thread and handed back as
-``vtkPolyData``; only the GUI thread touches the render window. ``scene_ready(mode)`` is emitted
+``vtkPolyData``; only the GUI thread touches the render window. A heatmap layer given to
+:meth:`View3D.set_heat` (a Grad-CAM volume) is drawn as a translucent cloud over the isosurface or
+the label surfaces (``app.views.heat3d``); it follows the layer's colour map, range, opacity and
+visibility. ``scene_ready(mode)`` is emitted
 each time the scene for the current mode is on screen, so tests and callers can wait for it.
 """
 
@@ -25,7 +28,8 @@ from PySide6.QtWidgets import (
 from vtkmodules.qt.QVTKRenderWindowInteractor import QVTKRenderWindowInteractor
 from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
 
-from app.views import scene3d
+from app.views import heat3d, scene3d
+from app.views.overlays import heatmap_lut
 from app.views.scene3d import PRESETS, Scene3D
 from app.workers import run_worker
 from ctviewer.data.labels import LabelMap
@@ -109,6 +113,7 @@ class View3D(QWidget):
         self._mode, self._preset, self._iso_value = "volume", "CT bone", 300.0
         self._cache: dict = {}  # (mode, key) -> polydata / dict of polydata
         self._worker = None
+        self._heat_layer, self._heat_image, self._heat_worker = None, None, None
         self._camera_pending = True  # reset the camera once the next content is shown
         self._closed = False
         self._iso_timer = QTimer(self, singleShot=True, interval=ISO_DEBOUNCE_MS)
@@ -190,6 +195,62 @@ class View3D(QWidget):
         self._sync_toolbar()
         if self._mode == "isosurface":
             self._refresh()
+
+    def set_heat(self, layer) -> None:
+        """Draw this heatmap layer's values as a cloud over the surfaces (``None``: no cloud).
+
+        Not in volume rendering mode: two ray-cast volumes do not blend in one renderer.
+        """
+        if layer is self._heat_layer:
+            return
+        if self._heat_layer is not None:
+            self._heat_layer.changed.disconnect(self._heat_changed)
+        self._heat_layer = layer
+        if layer is not None:
+            layer.changed.connect(self._heat_changed)
+        self._build_heat()
+
+    def _build_heat(self) -> None:
+        """Copy the heatmap for VTK in a worker (the old cloud stays until the copy is ready)."""
+        if self._heat_worker is not None:
+            self._heat_worker.cancel()
+            self._heat_worker = None
+        layer, self._heat_image = self._heat_layer, None
+        if layer is not None:
+            self._heat_worker = run_worker(heat3d.heat_image, layer.values,
+                                           on_result=lambda r, wanted=layer: self._heat_built(wanted, r),
+                                           on_error=self._on_error)
+        else:
+            self._place_heat()
+            self._render()
+
+    @property
+    def heat_shown(self) -> bool:
+        """Whether a heatmap cloud is in the scene now."""
+        return self.scene.heat_prop is not None
+
+    def _heat_built(self, layer, result) -> None:
+        if self._closed or layer is not self._heat_layer:
+            return   # a heatmap replaced while its copy was made
+        self._heat_worker = None
+        self._heat_image = result[0]
+        self._place_heat()
+        self._render()
+        self.scene_ready.emit(self._mode)
+
+    def _heat_changed(self, attr: str) -> None:
+        if attr == "values":
+            self._build_heat()
+        elif attr in ("colormap", "value_range", "opacity", "visible"):
+            self._place_heat()
+            self._render()
+
+    def _place_heat(self) -> None:
+        layer = self._heat_layer
+        show = (layer is not None and layer.visible and self._heat_image is not None and self._mode != "volume"
+                and self._volume is not None)
+        self.scene.set_heat(heat3d.heat_volume(self._heat_image, heatmap_lut(layer.colormap), layer.value_range,
+                                               layer.opacity) if show else None)
 
     def reset_view(self) -> None:
         self.scene.reset_camera()
@@ -273,6 +334,7 @@ class View3D(QWidget):
         self._shown(note)
 
     def _shown(self, note: str = "") -> None:
+        self._place_heat()   # clear() took the cloud out with the rest
         if self._camera_pending and (self.scene.volume_prop or self.scene.surface_actor or self.scene.label_actors):
             self.scene.reset_camera()
             self._camera_pending = False
@@ -323,9 +385,13 @@ class View3D(QWidget):
             return
         self._closed = True
         self._iso_timer.stop()
-        if self._worker is not None:
-            self._worker.cancel()
-            self._worker = None
+        for worker in (self._worker, self._heat_worker):
+            if worker is not None:
+                worker.cancel()
+        self._worker = self._heat_worker = None
+        if self._heat_layer is not None:
+            self._heat_layer.changed.disconnect(self._heat_changed)
+            self._heat_layer = None
         if self._labels is not None:
             self._labels.table.changed.disconnect(self._on_table_changed)
         if self._marker is not None:

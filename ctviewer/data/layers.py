@@ -66,14 +66,19 @@ class LabelLayer(Layer):
 
 
 class HeatmapLayer(Layer):
-    """Float values on the image grid (probabilities, Grad-CAM) drawn through a colour map."""
+    """Float values on the image grid (probabilities, Grad-CAM) drawn through a colour map.
+
+    ``in_3d``: a whole-volume map (a Grad-CAM volume) the 3D panel also draws, as a translucent cloud
+    over its surfaces; a map explained slice by slice is not (it is mostly empty).
+    """
 
     kind = "heatmap"
 
     def __init__(self, values: Volume, name: str = "heatmap", colormap: str = "inferno",
-                 value_range: tuple[float, float] | None = None, opacity: float = 0.5):
+                 value_range: tuple[float, float] | None = None, opacity: float = 0.5, in_3d: bool = False):
         super().__init__(name, opacity=opacity)
         self.values = values
+        self.in_3d = in_3d
         self._colormap = colormap
         lo, hi = value_range if value_range is not None else values.value_range()
         self._value_range = (float(lo), float(hi if hi > lo else lo + 1.0))

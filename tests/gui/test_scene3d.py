@@ -148,6 +148,44 @@ def test_scene_objects_and_label_colours():
     assert scene.renderer.GetViewProps().GetNumberOfItems() == 0
 
 
+# -- a heatmap cloud (Grad-CAM volume) ---------------------------------------------------------------
+def test_heat_image_is_a_strided_copy_with_unexplained_voxels_transparent():
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    from app.views import heat3d
+
+    heat = np.linspace(0.0, 2.0, 20 * 30 * 40, dtype=np.float32).reshape(20, 30, 40)
+    heat[3] = np.nan                                   # a slice never explained
+    image, stride = heat3d.heat_image(Volume(heat, spacing=(2.0, 1.0, 1.0)), max_voxels=2000)
+    assert stride == 3 and image.GetDimensions() == (14, 10, 7) and image.GetSpacing() == (3.0, 3.0, 6.0)
+    values = vtk_to_numpy(image.GetPointData().GetScalars())
+    assert np.isfinite(values).all() and values.min() == pytest.approx(np.nanmin(heat[::3, ::3, ::3]))
+    values[:] = -5.0                                   # VTK's copy, not the layer's voxels
+    assert np.nanmin(heat) == 0.0
+
+
+def test_heat_cloud_is_clear_at_the_low_end_and_at_zero_when_signed():
+    from app.views import heat3d
+
+    values, weights = heat3d.heat_weights((0.0, 4.0), stops=5)
+    assert list(values) == [0, 1, 2, 3, 4] and weights[0] == 0 and weights[-1] == 1
+    assert np.all(np.diff(weights) > 0)
+    values, weights = heat3d.heat_weights((-2.0, 2.0), stops=5)
+    assert list(weights) == [1.0, 0.25, 0.0, 0.25, 1.0]   # a diverging map: both ends show
+    image, _ = heat3d.heat_image(Volume(np.ones((4, 4, 4), np.float32)))
+    lut = np.zeros((256, 4), np.uint8)
+    lut[:, 0], lut[:, 3] = np.arange(256), 255          # black to red
+    prop = heat3d.heat_volume(image, lut, (0.0, 4.0), opacity=0.5).GetProperty()
+    assert prop.GetScalarOpacity().GetValue(0.0) == 0.0 and prop.GetScalarOpacity().GetValue(4.0) == 0.5
+    assert prop.GetRGBTransferFunction().GetColor(4.0) == pytest.approx((1.0, 0.0, 0.0))
+    scene = scene3d.Scene3D()
+    scene.set_heat(heat3d.heat_volume(image, lut, (0.0, 4.0), 0.5))
+    scene.set_heat(heat3d.heat_volume(image, lut, (0.0, 4.0), 0.5))   # replaces, never piles up
+    assert scene.renderer.GetVolumes().GetNumberOfItems() == 1
+    scene.clear()
+    assert scene.heat_prop is None
+
+
 # -- headless rendering (no Qt, no DISPLAY) ------------------------------------------------------------
 _HEADLESS = """
 import json, sys

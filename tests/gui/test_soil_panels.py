@@ -17,6 +17,7 @@ from app.soil import explain_work
 from app.soil.explain_panel import NO_MODEL_TIP, ExplainPanel
 from app.soil.pores_panel import PoresPanel
 from ctviewer.data import HeatmapLayer, LabelLayer, Study, Volume
+from ctviewer.data.labels import present_ids
 from ctviewer.errors import InputError
 from tests.gui.conftest import make_main_window, send_click
 from tests.gui.soil_models import card_fields
@@ -216,12 +217,12 @@ def test_activation_maps_open_a_grid_window_and_errors_show_in_the_panel(window,
 
 
 @pytest.mark.parametrize("with_3d", [True], ids=["with 3D"])
-def test_grad_cam_volume_becomes_a_heatmap_and_a_p90_surface_with_the_pores(window, qtbot, models, monkeypatch):
+def test_grad_cam_volume_becomes_a_heatmap_drawn_in_3d_over_the_pores(window, qtbot, models, monkeypatch):
     write_soil_card(models)
     study = pores_study()
     window.set_study(study)
     heat = np.zeros((Z, Y, X), np.float32)
-    heat[:, 10:14, 10:14] = np.arange(1, Z + 1, dtype=np.float32)[:, None, None]  # hot along the tube
+    heat[:, 18:30, 2:14] = np.arange(1, Z + 1, dtype=np.float32)[:, None, None]  # hot beside the pore tube
     seen = []
 
     def fake(volume, model_path, layer, relu, progress=None, cancel=None):
@@ -232,23 +233,36 @@ def test_grad_cam_volume_becomes_a_heatmap_and_a_p90_surface_with_the_pores(wind
     monkeypatch.setattr(explain_work, "explain_volume", fake)
     panel = panel_in(window, qtbot, ExplainPanel)
     panel.set_study(study)
+    objects = study.layers[0].labels.table
+    for label in objects:                  # the pores alone, as the Objects tab can show them
+        objects.update(label.id, visible=label.id == 1)
     view3d = window.viewer.view3d
-    with qtbot.waitSignal(view3d.scene_ready, timeout=20000, check_params_cb=lambda mode: mode == "labels"):
-        with qtbot.waitSignal(panel.volume_explained, timeout=5000):
-            assert panel.explain_volume()
-    assert set(view3d.scene.label_actors) == {1, 2}   # the pores and the Grad-CAM > p90 surfaces
+    view3d.set_mode("labels")
+    qtbot.waitUntil(lambda: bool(view3d.scene.label_actors), timeout=20000)
+    without = view3d.screenshot()
+    with qtbot.waitSignal(panel.volume_explained, timeout=5000):
+        assert panel.explain_volume()
+    qtbot.waitUntil(lambda: view3d.heat_shown, timeout=20000)
     assert seen == [((Z, Y, X), "block3_conv1", True)]
     heat_layer = study.layers.by_kind("heatmap")[-1]
-    assert heat_layer.array is heat and heat_layer.value_range == (0.0, float(Z))
-    top = study.layers.by_kind("labels")[-1]       # the layer the 3D panel draws
-    assert top.name == "Grad-CAM > p90"
-    hot = heat > np.percentile(heat, 90)
-    assert np.array_equal(top.array == 2, hot)
-    pores = study.layers[0].array == 1
-    assert np.array_equal(top.array == 1, pores & ~hot) and top.labels.table[1].opacity < 1
+    assert heat_layer.array is heat and heat_layer.value_range == (0.0, float(Z)) and heat_layer.in_3d
+    assert set(view3d.scene.label_actors) == set(present_ids(study.layers[0].array))   # the objects stay
+    assert "cloud over the object surfaces" in panel.row.status.text()
+    warm = lambda px: int(((px[..., 0].astype(int) - px[..., 2]) > 60).sum())   # inferno's hot end: red over blue
+    assert warm(view3d.screenshot()) > warm(without) + 50
+    cloud = view3d.scene.heat_prop.GetProperty()
+    assert cloud.GetScalarOpacity().GetValue(0.0) == 0.0 < cloud.GetScalarOpacity().GetValue(float(Z))
+
+    heat_layer.visible = False                                      # the layers dock's check box hides it
+    assert not view3d.heat_shown
+    heat_layer.visible = True
+    heat_layer.opacity = 0.2                                        # and its opacity slider thins it
+    assert view3d.scene.heat_prop.GetProperty().GetScalarOpacity().GetValue(float(Z)) == pytest.approx(0.2)
     with qtbot.waitSignal(panel.volume_explained, timeout=5000):   # a second volume replaces the first
         panel.explain_volume()
-    assert len(study.layers.by_kind("heatmap")) == 1 and len(study.layers.by_kind("labels")) == 2
+    assert len(study.layers.by_kind("heatmap")) == 1 and len(study.layers.by_kind("labels")) == 1
+    study.layers.remove(study.layers.by_kind("heatmap")[0])
+    qtbot.waitUntil(lambda: not view3d.heat_shown, timeout=5000)
 
 
 def test_a_real_tiny_model_explains_the_slice_in_the_model_process(window, qtbot, models):

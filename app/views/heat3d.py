@@ -1,0 +1,80 @@
+"""A heatmap volume (a Grad-CAM volume) drawn as a translucent cloud in the 3D panel, over its surfaces.
+
+:func:`heat_image` is pure computation (a strided float copy with unexplained NaN voxels made
+transparent), so the panel runs it in a worker; :func:`heat_volume` builds the VTK prop on the GUI
+thread from the layer's colour map, range and opacity, cheaply enough to redo on every change.
+
+Low values are nearly transparent (opacity grows with the square of the value's share of the range)
+so the surfaces stay visible through the cloud; a signed map (range across 0) is opaque at both
+ends and clear at 0, as its diverging colour map is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPiecewiseFunction
+from vtkmodules.vtkRenderingCore import vtkColorTransferFunction, vtkVolume, vtkVolumeProperty
+
+from app.views.scene3d import render_stride, right_handed, to_image_data
+from ctviewer.data.volume import Volume
+from ctviewer.progress import CancelToken
+
+import vtkmodules.vtkRenderingVolumeOpenGL2  # noqa: F401  isort: skip  (registers the mappers)
+from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkSmartVolumeMapper  # isort: skip
+
+#: Grad-CAM is as coarse as its convolution layer's grid (block3: 1/4 of the slice), so a copy this
+#: small loses nothing a user can see, and a CPU renderer still turns it smoothly.
+HEAT_MAX_VOXELS = 2_000_000
+#: The cloud's thickness: one opacity unit per this many (strided) voxels at the top of the range.
+OPACITY_UNIT_VOXELS = 6.0
+_STOPS = 16
+
+
+def heat_image(values: Volume, max_voxels: int = HEAT_MAX_VOXELS, progress=None,
+               cancel: CancelToken | None = None) -> tuple[vtkImageData, int]:
+    """The ``vtkImageData`` of a heatmap volume and the stride used; never shares the layer's buffer.
+
+    A worker body (``progress``/``cancel`` as ``app.workers`` passes them; the copy is one step)."""
+    vol = right_handed(values)
+    stride = render_stride(vol.shape, max_voxels)
+    arr = np.array(vol.array[::stride, ::stride, ::stride], dtype=np.float32)   # a copy: the layer may change
+    finite = np.isfinite(arr)
+    if not finite.all():   # slices never explained: the range's low end, drawn transparent
+        arr[~finite] = arr[finite].min() if finite.any() else 0.0
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    vol = vol.with_array(arr, spacing=tuple(s * stride for s in vol.spacing))
+    return to_image_data(vol, arr), stride
+
+
+def heat_weights(value_range: tuple[float, float], stops: int = _STOPS) -> tuple[np.ndarray, np.ndarray]:
+    """Values along the range and their opacity weights in 0..1 (see the module docstring)."""
+    lo, hi = (float(v) for v in value_range)
+    values = np.linspace(lo, hi, stops)
+    if lo < 0.0 < hi:
+        share = np.abs(values) / max(abs(lo), abs(hi))
+    else:
+        share = (values - lo) / ((hi - lo) or 1.0)
+    return values, share ** 2
+
+
+def heat_volume(image: vtkImageData, lut: np.ndarray, value_range: tuple[float, float],
+                opacity: float) -> vtkVolume:
+    """A translucent volume prop: ``lut`` is a 256-entry RGBA colour map, ``opacity`` the layer's (0..1)."""
+    values, weights = heat_weights(value_range)
+    colour, alpha = vtkColorTransferFunction(), vtkPiecewiseFunction()
+    for i, (value, weight) in enumerate(zip(values, weights)):
+        r, g, b = lut[round(i * (len(lut) - 1) / (len(values) - 1)), :3] / 255.0
+        colour.AddRGBPoint(float(value), float(r), float(g), float(b))
+        alpha.AddPoint(float(value), float(opacity * weight))
+    prop = vtkVolumeProperty()
+    prop.SetColor(colour)
+    prop.SetScalarOpacity(alpha)
+    prop.SetInterpolationTypeToLinear()
+    prop.SetScalarOpacityUnitDistance(OPACITY_UNIT_VOXELS * min(image.GetSpacing()))
+    mapper = vtkSmartVolumeMapper()
+    mapper.SetInputData(image)
+    volume = vtkVolume()
+    volume.SetMapper(mapper)
+    volume.SetProperty(prop)
+    return volume
