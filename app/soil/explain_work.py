@@ -70,9 +70,17 @@ def explain_volume(volume, model_path: str, layer: str, relu: bool = True, progr
                                  progress=progress, cancel=cancel)
 
 
-def heat_range(values: np.ndarray, signed: bool) -> tuple[float, float]:
-    """Colour-map limits: 0..max for a ReLU map, symmetric about 0 for a signed one."""
-    top = float(np.nanmax(np.abs(values))) if values.size else 0.0
+#: A Grad-CAM volume's colour map tops out at this percentile of |values|: its slices are not scaled
+#: alike, and a few hot voxels at the maximum left the rest of the cube (and its 3D cloud) dark.
+VOLUME_TOP_PERCENTILE = 99.5
+
+
+def heat_range(values: np.ndarray, signed: bool, percentile: float = 100.0) -> tuple[float, float]:
+    """Colour-map limits: 0..top for a ReLU map, symmetric about 0 for a signed one; top is the
+    ``percentile`` of |values| (the maximum by default)."""
+    top = float(np.nanpercentile(np.abs(values), percentile)) if values.size else 0.0
+    if not top > 0 and values.size:
+        top = float(np.nanmax(np.abs(values)))
     top = top if top > 0 else 1.0
     return (-top, top) if signed else (0.0, top)
 
@@ -104,4 +112,4 @@ def slice_heatmap(study, index: int, heat: np.ndarray, previous: HeatmapLayer | 
 def volume_heatmap(study, heat: np.ndarray, name: str, signed: bool) -> HeatmapLayer:
     values = study.image.with_array(heat, window=None, modality="", name=name, source="")
     return HeatmapLayer(values, name=name, colormap="CET-D1" if signed else "inferno",
-                        value_range=heat_range(heat, signed), opacity=0.5, in_3d=True)
+                        value_range=heat_range(heat, signed, VOLUME_TOP_PERCENTILE), opacity=0.5, in_3d=True)

@@ -4,9 +4,11 @@
 transparent), so the panel runs it in a worker; :func:`heat_volume` builds the VTK prop on the GUI
 thread from the layer's colour map, range and opacity, cheaply enough to redo on every change.
 
-Low values are nearly transparent (opacity grows with the square of the value's share of the range)
-so the surfaces stay visible through the cloud; a signed map (range across 0) is opaque at both
-ends and clear at 0, as its diverging colour map is.
+Values in the lower third of the range are clear and opacity grows with the square of the rest, so
+the surfaces stay visible through the cloud and only what the network weighs shows; a signed map
+(range across 0) shows at both ends and is clear about 0, as its diverging colour map is. The cloud's
+thickness is set by the volume's size, not its voxels: a ray through the whole cube at the top of
+the range is nearly opaque, whatever the cube's resolution.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from vtkmodules.vtkRenderingVolumeOpenGL2 import vtkSmartVolumeMapper  # isort: 
 #: Grad-CAM is as coarse as its convolution layer's grid (block3: 1/4 of the slice), so a copy this
 #: small loses nothing a user can see, and a CPU renderer still turns it smoothly.
 HEAT_MAX_VOXELS = 2_000_000
-#: The cloud's thickness: one opacity unit per this many (strided) voxels at the top of the range.
-OPACITY_UNIT_VOXELS = 6.0
+#: Share of the range (from its low end, or from 0 for a signed map) drawn fully clear.
+CLEAR_SHARE = 1 / 3
+#: One opacity unit per this share of the volume's longest side, at the top of the range.
+OPACITY_UNIT_SHARE = 1 / 20
 _STOPS = 16
 
 
@@ -55,7 +59,7 @@ def heat_weights(value_range: tuple[float, float], stops: int = _STOPS) -> tuple
         share = np.abs(values) / max(abs(lo), abs(hi))
     else:
         share = (values - lo) / ((hi - lo) or 1.0)
-    return values, share ** 2
+    return values, np.clip((share - CLEAR_SHARE) / (1 - CLEAR_SHARE), 0.0, 1.0) ** 1.5
 
 
 def heat_volume(image: vtkImageData, lut: np.ndarray, value_range: tuple[float, float],
@@ -71,7 +75,8 @@ def heat_volume(image: vtkImageData, lut: np.ndarray, value_range: tuple[float, 
     prop.SetColor(colour)
     prop.SetScalarOpacity(alpha)
     prop.SetInterpolationTypeToLinear()
-    prop.SetScalarOpacityUnitDistance(OPACITY_UNIT_VOXELS * min(image.GetSpacing()))
+    extent = max((n - 1) * s for n, s in zip(image.GetDimensions(), image.GetSpacing()))
+    prop.SetScalarOpacityUnitDistance(max(extent * OPACITY_UNIT_SHARE, min(image.GetSpacing())))
     mapper = vtkSmartVolumeMapper()
     mapper.SetInputData(image)
     volume = vtkVolume()

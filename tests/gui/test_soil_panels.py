@@ -336,3 +336,14 @@ def test_the_slice_sent_to_the_model_is_made_from_the_channels_of_its_card(monke
     explain_work.explain_slice(image, 3, entry, "block1_conv1", "gradcam", True, 0.0)
     assert np.array_equal(sent[0], slice_input(image, 3, tuple(map(tuple, groups))))
     assert not np.array_equal(sent[0], slice_input(image, 3))
+
+
+def test_a_few_hot_voxels_do_not_darken_the_rest_of_a_grad_cam_volume():
+    heat = np.linspace(0.0, 1.0, 10_000, dtype=np.float32).reshape(10, 10, 100)
+    heat.flat[:5] = 50.0                               # five outliers at 50x the rest
+    study = Study(Volume(np.zeros(heat.shape, np.int16)))
+    layer = explain_work.volume_heatmap(study, heat, "Grad-CAM volume", signed=False)
+    assert layer.value_range[1] == pytest.approx(1.0, abs=0.01) and layer.in_3d
+    assert explain_work.volume_heatmap(study, -heat, "signed", signed=True).value_range[0] == pytest.approx(-1.0, abs=0.01)
+    assert explain_work.heat_range(heat, signed=False) == (0.0, 50.0)   # one slice: its maximum, as the seed
+    assert explain_work.volume_heatmap(study, np.zeros_like(heat), "none", False).value_range == (0.0, 1.0)
