@@ -328,6 +328,9 @@ def test_edits_rebuild_the_3d_label_surfaces_once_painting_pauses(window, ct_stu
         def set_labels(self, labels):
             self.shown.append(labels)
 
+        def set_heat(self, layer):   # the 3D panel's heatmap cloud: no heatmap in this study
+            assert layer is None
+
     open_study(window, ct_study, qtbot)
     fake = Fake3D()
     window.viewer.view3d = fake
