@@ -18,6 +18,17 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture
+def user_models(tmp_path, monkeypatch) -> Path:
+    """A models folder of the test's own (not created) and no shipped models."""
+    from ctviewer.ml import registry
+
+    user = tmp_path / "models"
+    monkeypatch.setenv("CTVIEWER_MODELS_DIR", str(user))
+    monkeypatch.setattr(registry, "SHIPPED_DIR", tmp_path / "shipped")
+    return user
+
+
 def pydicom_corpus() -> list[Path]:
     """Every DICOM file shipped by pydicom and the pydicom-data package (no download)."""
     import pydicom

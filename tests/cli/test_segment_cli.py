@@ -21,10 +21,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 
 
 @pytest.fixture
-def models_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("CTVIEWER_MODELS_DIR", str(tmp_path / "models"))
-    monkeypatch.setattr(registry, "SHIPPED_DIR", tmp_path / "shipped")
-    return tmp_path / "models"
+def models_dir(user_models):
+    return user_models
 
 
 def save_unet(folder, name="paint-all", dims=2, label_id=5, ids=(5,)):

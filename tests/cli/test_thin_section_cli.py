@@ -39,9 +39,8 @@ def saved_model(tmp_path_factory):
 
 
 @pytest.fixture
-def models_dir(saved_model, tmp_path, monkeypatch):
-    monkeypatch.setenv("CTVIEWER_MODELS_DIR", str(saved_model))
-    monkeypatch.setattr(registry, "SHIPPED_DIR", tmp_path / "shipped")
+def models_dir(saved_model, user_models, monkeypatch):
+    monkeypatch.setenv("CTVIEWER_MODELS_DIR", str(saved_model))   # the session's model, no shipped ones
     return saved_model
 
 

@@ -13,17 +13,15 @@ import time
 import pytest
 
 from ctviewer.cli import main
-from ctviewer.ml import registry, tasks
+from ctviewer.ml import tasks
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 
 @pytest.fixture
-def models_dir(tmp_path, monkeypatch):
+def models_dir(user_models, monkeypatch):
     monkeypatch.setitem(tasks.TASK_MODULES, "tiny", "tests.unit.ml_tiny_task")
-    monkeypatch.setenv("CTVIEWER_MODELS_DIR", str(tmp_path / "models"))
-    monkeypatch.setattr(registry, "SHIPPED_DIR", tmp_path / "shipped")
-    return tmp_path / "models"
+    return user_models
 
 
 def write_config(folder, **settings):

@@ -35,17 +35,6 @@ def _flush_deleted_widgets():
         app.processEvents()
 
 
-@pytest.fixture
-def user_models(tmp_path, monkeypatch) -> Path:
-    """An empty models folder of the test's own, and no shipped models."""
-    from ctviewer.ml import registry
-
-    user = tmp_path / "models"
-    monkeypatch.setenv("CTVIEWER_MODELS_DIR", str(user))
-    monkeypatch.setattr(registry, "SHIPPED_DIR", tmp_path / "shipped")
-    return user
-
-
 def make_main_window(qtbot, tmp_path, monkeypatch, with_3d: bool = False, size=(1500, 1000)):
     """A shown main window with settings and a recovery folder of the test's own; unsaved labels are
     discarded without asking when another study opens."""

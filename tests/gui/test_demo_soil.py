@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
 
-from app.main_window import MainWindow
 from ctviewer.synth.soil import BIOPORES, MATRIX, SOIL_WINDOW, SoilParams
+from tests.gui.conftest import make_main_window
 
 pytestmark = pytest.mark.gui
 
@@ -22,11 +21,7 @@ def window(qtbot, tmp_path, monkeypatch):
     # a small cube in a cache of this test's own
     monkeypatch.setattr(platformdirs, "user_cache_dir", lambda *a, **k: str(tmp_path / "cache"))
     monkeypatch.setattr(demo, "soil_demo_params", lambda: SoilParams(shape=(48, 40, 40), voxel_mm=0.4, seed=0))
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(with_3d=False, settings=settings)
-    qtbot.addWidget(win)
-    win.show()
-    return win
+    return make_main_window(qtbot, tmp_path, monkeypatch)
 
 
 def test_file_menu_opens_the_demo_soil_cube_with_its_truth(window, qtbot, tmp_path):

@@ -4,9 +4,8 @@ open as a project in the Thin sections dock, so the workflow can be tried withou
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QSettings
+from tests.gui.conftest import make_main_window
 
-from app.main_window import MainWindow
 
 pytestmark = pytest.mark.gui
 
@@ -20,11 +19,7 @@ def window(qtbot, tmp_path, monkeypatch):
     # small photos in a cache of this test's own
     monkeypatch.setattr(platformdirs, "user_cache_dir", lambda *a, **k: str(tmp_path / "cache"))
     monkeypatch.setattr(demo, "thin_section_demo_size", lambda: (96, 128))
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(with_3d=False, settings=settings)
-    qtbot.addWidget(win)
-    win.show()
-    return win
+    return make_main_window(qtbot, tmp_path, monkeypatch)
 
 
 def test_file_menu_opens_the_demo_thin_sections_in_their_dock(window, qtbot, tmp_path):

@@ -14,7 +14,6 @@ from PIL import Image
 
 from ctviewer.errors import Cancelled, InputError
 from ctviewer.imaging.bins import thin_section_table
-from ctviewer.ml import registry
 from ctviewer.ml.cards import ModelCard
 from ctviewer.progress import CancelToken
 from ctviewer.workflows.thin_section.fraction_chart import (MAX_GROUPED, fractions_chart, write_fractions_csv,
@@ -125,11 +124,9 @@ def test_a_model_with_other_classes_is_refused_with_the_differences():
 
 
 @pytest.fixture
-def models_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("CTVIEWER_MODELS_DIR", str(tmp_path / "models"))
-    monkeypatch.setattr(registry, "SHIPPED_DIR", tmp_path / "shipped")
-    (tmp_path / "models").mkdir()
-    return tmp_path / "models"
+def models_dir(user_models):
+    user_models.mkdir()
+    return user_models
 
 
 def fake_model(folder, c: ModelCard, created="2026-01-01"):
