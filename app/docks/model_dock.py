@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDockWidget, QHBoxLayout, QHe
                                QTableWidgetItem, QTabWidget, QTextBrowser, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
+from app.docks.model_card import card_html
 from app.docks.segmentation_run import ScoresPanel, prediction_layer, reference_layer, score_rows, segment_study
 from app.views.training_curves import TrainingCurves
 from app.workers import run_worker
@@ -676,48 +677,3 @@ def train_model(config, events: queue.SimpleQueue, progress=None, cancel=None):
 
 
 # -- model cards as text -------------------------------------------------------------------------
-
-def card_html(entry) -> str:
-    """A model card for people: what the model does, its inputs and outputs, training, held-out metrics."""
-    card = entry.card
-    head = [("Task", card.task), ("Version", card.version), ("Created", card.created or "unknown"),
-            ("From", "shipped with ctviewer" if entry.shipped else "your models"), ("File", str(entry.path))]
-    parts = [f"<h3>{html.escape(card.name)}</h3>"]
-    if card.description:
-        parts.append(f"<p>{html.escape(card.description)}</p>")
-    parts.append(_table(head))
-    if card.metrics:
-        parts.append(f"<h4>Metrics on held-out data</h4>{_nested(card.metrics)}")
-    if card.notes:
-        parts.append(f"<h4>Notes</h4><p>{html.escape(card.notes)}</p>")
-    for title, section in (("Inputs", card.inputs), ("Outputs", card.outputs), ("Training", card.training),
-                           ("Other", card.extra)):
-        if section:
-            parts.append(f"<h4>{title}</h4>{_nested(section)}")
-    return "".join(parts)
-
-
-def _table(rows) -> str:
-    cells = "".join(f"<tr><td><i>{html.escape(k)}</i>&nbsp;</td><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
-    return f"<table>{cells}</table>"
-
-
-def _nested(values: dict) -> str:
-    items = []
-    for key, value in values.items():
-        label = html.escape(str(key).replace("_", " "))
-        if isinstance(value, dict):
-            items.append(f"<li><i>{label}</i>{_nested(value)}</li>")
-        else:
-            items.append(f"<li><i>{label}</i>: {html.escape(_plain(value))}</li>")
-    return f"<ul style='margin-left: -20px'>{''.join(items)}</ul>"
-
-
-def _plain(value) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_plain(v) for v in value)
-    return "" if value is None else str(value)
