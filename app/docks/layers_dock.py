@@ -24,6 +24,7 @@ def range_precision(low: float, high: float) -> tuple[int, float]:
     decimals = min(12, max(3, 2 - math.floor(math.log10(span))))
     return decimals, 10.0 ** math.floor(math.log10(span)) / 10
 
+
 class LayersDock(QDockWidget):
     def __init__(self, parent=None):
         super().__init__("Layers", parent)

@@ -674,6 +674,3 @@ def train_model(config, events: queue.SimpleQueue, progress=None, cancel=None):
     except TrainingCancelled as exc:   # the worker only says "cancelled": the log says what was kept
         events.put(("log", str(exc)))
         raise
-
-
-# -- model cards as text -------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """A heatmap volume (a Grad-CAM volume) drawn as a translucent cloud in the 3D panel, over its surfaces.
 
 :func:`heat_image` is pure computation (a strided float copy with unexplained NaN voxels made
-transparent), so the panel runs it in a worker; :func:`heat_volume` builds the VTK prop on the GUI
-thread from the layer's colour map, range and opacity, cheaply enough to redo on every change.
+transparent), so the panel runs it in a worker; :func:`heat_volume` wraps it in a VTK prop once, and
+:func:`heat_property` restyles that prop from the layer's colour map, range and opacity on every change
+(the volume itself is not uploaded again).
 
-Values in the lower third of the range are clear and opacity grows with the square of the rest, so
+Values in the lower third of the range are clear and opacity grows with the 1.5th power of the rest, so
 the surfaces stay visible through the cloud and only what the network weighs shows; a signed map
 (range across 0) shows at both ends and is clear about 0, as its diverging colour map is. The cloud's
 thickness is set by the volume's size, not its voxels: a ray through the whole cube at the top of
@@ -62,9 +63,9 @@ def heat_weights(value_range: tuple[float, float], stops: int = _STOPS) -> tuple
     return values, np.clip((share - CLEAR_SHARE) / (1 - CLEAR_SHARE), 0.0, 1.0) ** 1.5
 
 
-def heat_volume(image: vtkImageData, lut: np.ndarray, value_range: tuple[float, float],
-                opacity: float) -> vtkVolume:
-    """A translucent volume prop: ``lut`` is a 256-entry RGBA colour map, ``opacity`` the layer's (0..1)."""
+def heat_property(image: vtkImageData, lut: np.ndarray, value_range: tuple[float, float],
+                  opacity: float) -> vtkVolumeProperty:
+    """The cloud's colours and opacity: ``lut`` is a 256-entry RGBA colour map, ``opacity`` the layer's (0..1)."""
     values, weights = heat_weights(value_range)
     colour, alpha = vtkColorTransferFunction(), vtkPiecewiseFunction()
     for i, (value, weight) in enumerate(zip(values, weights)):
@@ -77,9 +78,15 @@ def heat_volume(image: vtkImageData, lut: np.ndarray, value_range: tuple[float, 
     prop.SetInterpolationTypeToLinear()
     extent = max((n - 1) * s for n, s in zip(image.GetDimensions(), image.GetSpacing()))
     prop.SetScalarOpacityUnitDistance(max(extent * OPACITY_UNIT_SHARE, min(image.GetSpacing())))
+    return prop
+
+
+def heat_volume(image: vtkImageData, lut: np.ndarray, value_range: tuple[float, float],
+                opacity: float) -> vtkVolume:
+    """A translucent volume prop over ``image`` styled by :func:`heat_property`."""
     mapper = vtkSmartVolumeMapper()
     mapper.SetInputData(image)
     volume = vtkVolume()
     volume.SetMapper(mapper)
-    volume.SetProperty(prop)
+    volume.SetProperty(heat_property(image, lut, value_range, opacity))
     return volume

@@ -419,6 +419,8 @@ class Scene3D:
 
     def set_heat(self, prop: vtkVolume | None) -> None:
         """Show this heatmap cloud with the surfaces, replacing the previous one (``None``: none)."""
+        if prop is self.heat_prop:
+            return
         if self.heat_prop is not None:
             self.renderer.RemoveVolume(self.heat_prop)
         self.heat_prop = prop

@@ -113,7 +113,7 @@ class View3D(QWidget):
         self._mode, self._preset, self._iso_value = "volume", "CT bone", 300.0
         self._cache: dict = {}  # (mode, key) -> polydata / dict of polydata
         self._worker = None
-        self._heat_layer, self._heat_image, self._heat_worker = None, None, None
+        self._heat_layer, self._heat_prop, self._heat_worker = None, None, None  # the cloud, built once per copy
         self._camera_pending = True  # reset the camera once the next content is shown
         self._closed = False
         self._iso_timer = QTimer(self, singleShot=True, interval=ISO_DEBOUNCE_MS)
@@ -215,7 +215,7 @@ class View3D(QWidget):
         if self._heat_worker is not None:
             self._heat_worker.cancel()
             self._heat_worker = None
-        layer, self._heat_image = self._heat_layer, None
+        layer, self._heat_prop = self._heat_layer, None
         if layer is not None:
             self._heat_worker = run_worker(heat3d.heat_image, layer.values,
                                            on_result=lambda r, wanted=layer: self._heat_built(wanted, r),
@@ -233,7 +233,8 @@ class View3D(QWidget):
         if self._closed or layer is not self._heat_layer:
             return   # a heatmap replaced while its copy was made
         self._heat_worker = None
-        self._heat_image = result[0]
+        self._heat_prop = heat3d.heat_volume(result[0], heatmap_lut(layer.colormap), layer.value_range,
+                                             layer.opacity)
         self._place_heat()
         self._render()
         self.scene_ready.emit(self._mode)
@@ -242,15 +243,19 @@ class View3D(QWidget):
         if attr == "values":
             self._build_heat()
         elif attr in ("colormap", "value_range", "opacity", "visible"):
+            if self._heat_prop is not None and attr != "visible":   # restyle; the voxels stay on the GPU
+                layer = self._heat_layer
+                self._heat_prop.SetProperty(heat3d.heat_property(
+                    self._heat_prop.GetMapper().GetInput(), heatmap_lut(layer.colormap), layer.value_range,
+                    layer.opacity))
             self._place_heat()
             self._render()
 
     def _place_heat(self) -> None:
         layer = self._heat_layer
-        show = (layer is not None and layer.visible and self._heat_image is not None and self._mode != "volume"
+        show = (layer is not None and layer.visible and self._heat_prop is not None and self._mode != "volume"
                 and self._volume is not None)
-        self.scene.set_heat(heat3d.heat_volume(self._heat_image, heatmap_lut(layer.colormap), layer.value_range,
-                                               layer.opacity) if show else None)
+        self.scene.set_heat(self._heat_prop if show else None)
 
     def reset_view(self) -> None:
         self.scene.reset_camera()

@@ -256,8 +256,10 @@ def test_grad_cam_volume_becomes_a_heatmap_drawn_in_3d_over_the_pores(window, qt
     heat_layer.visible = False                                      # the layers dock's check box hides it
     assert not view3d.heat_shown
     heat_layer.visible = True
+    prop = view3d.scene.heat_prop
     heat_layer.opacity = 0.2                                        # and its opacity slider thins it
     assert view3d.scene.heat_prop.GetProperty().GetScalarOpacity().GetValue(float(Z)) == pytest.approx(0.2)
+    assert view3d.scene.heat_prop is prop                           # restyled, not uploaded again
     with qtbot.waitSignal(panel.volume_explained, timeout=5000):   # a second volume replaces the first
         panel.explain_volume()
     assert len(study.layers.by_kind("heatmap")) == 1 and len(study.layers.by_kind("labels")) == 1
