@@ -298,7 +298,7 @@ class LabelMap:
                              and not np.all(np.mod(arr, 1) == 0)):
                 raise InputError("a label map must hold whole numbers 0..65535", self.volume.source or None)
             dtype = np.uint8 if (arr.size == 0 or arr.max() < 256) else np.uint16
-            self.volume = self.volume.with_array(arr.astype(dtype))
+            self.volume = self.volume.with_array(arr.astype(dtype), source=self.volume.source)
         if len(self.table) == 0:
             self.table = LabelTable.for_ids(present_ids(self.volume.array))
 

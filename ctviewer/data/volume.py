@@ -103,7 +103,13 @@ class Volume:
                 and np.allclose(self.direction, other.direction, atol=tol))
 
     def with_array(self, array: np.ndarray, **changes) -> "Volume":
-        """A volume on the same grid holding other voxels (a label map, a prediction)."""
+        """A volume on the same grid holding other voxels (a label map, a prediction).
+
+        Its ``source`` is "" unless ``changes`` names one: other voxels are not the file this volume
+        was read from, and a label map that kept the image's path would be saved over the image.
+        Code that only reorders or retypes the same voxels passes ``source=volume.source``.
+        """
+        changes.setdefault("source", "")
         return replace(self, array=array, warnings=list(self.warnings), meta=dict(self.meta), **changes)
 
     # -- values ------------------------------------------------------------------------------

@@ -379,11 +379,11 @@ class LabelEditor:
         labels = self.layer.labels
         if value > np.iinfo(labels.array.dtype).max:
             # deltas keep values, not dtypes, so the history stays valid across the promotion
-            labels.volume = labels.volume.with_array(labels.array.astype(np.uint16))
+            labels.volume = labels.volume.with_array(labels.array.astype(np.uint16), source=labels.volume.source)
             self.layer.data_changed.emit(None)
         elif not labels.array.flags.writeable:
             # maps read from some files are read-only views of the decoded image: edit a copy
-            labels.volume = labels.volume.with_array(labels.array.copy())
+            labels.volume = labels.volume.with_array(labels.array.copy(), source=labels.volume.source)
             self.layer.data_changed.emit(None)
 
     def _locked_ids(self) -> list[int]:

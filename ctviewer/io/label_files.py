@@ -143,7 +143,7 @@ def read_label_map(path: str | Path, canonical: bool = True, map_colours: bool =
                                         "it can be mapped by colour", path)
             labels = labels_from_colours(volume, table, path)
         else:
-            volume = volume.with_array(volume.array, modality="", window=None)
+            volume = volume.with_array(volume.array, modality="", window=None, source=volume.source)
             labels = LabelMap(volume, table) if table is not None else LabelMap(volume)
     labels.add_missing_labels(path.name)
     if canonical:
@@ -185,7 +185,7 @@ def labels_from_colours(volume: Volume, table: LabelTable | None = None,
         labels.append(Label(next_id, f"Label {next_id}", _rgb(colours[n])))
     dtype = np.uint8 if ids.max(initial=0) < 256 else np.uint16
     array = ids.astype(dtype)[inverse].reshape(packed.shape)
-    return LabelMap(volume.with_array(array, modality="", window=None), LabelTable(labels))
+    return LabelMap(volume.with_array(array, modality="", window=None, source=volume.source), LabelTable(labels))
 
 
 def _rgb(packed) -> tuple[int, int, int]:

@@ -82,7 +82,7 @@ def build_cube(source: Volume | str | Path, spec: CubeSpec | None = None,
     meta = dict(volume.meta, cube={"slices": [first_slice, first_slice + crop.shape[0]],
                                    "rows": [y.start, y.stop], "cols": [x.start, x.stop], "clipped": spec.clip})
     meta.pop("dicom_files", None)  # the cube is no longer those files' voxels
-    cube = volume.with_array(values, origin=tuple(origin), instance_numbers=numbers,
+    cube = volume.with_array(values, origin=tuple(origin), instance_numbers=numbers, source=volume.source,
                              name=f"{volume.name or 'stack'} cube",
                              window=volume.window if not spec.clip else None)
     cube.meta = meta
