@@ -111,7 +111,7 @@ def _reorient(volume: Volume, perm, flips) -> Volume:
     if tuple(perm) != (0, 1, 2):
         arr = np.ascontiguousarray(arr)
     return volume.with_array(arr, spacing=spacing, origin=tuple(origin), direction=direction,
-                             instance_numbers=instance_numbers)
+                             instance_numbers=instance_numbers, source=volume.source)
 
 
 def to_canonical(volume: Volume) -> Volume:
@@ -183,7 +183,7 @@ def on_image_grid(result: Volume, image: Volume) -> Volume:
         out = to_stored(result, grid)
         spacing, origin, direction = grid.spacing, grid.origin, np.asarray(grid.direction, dtype=float)
     # exactly the image's geometry (a label file read over it may differ by rounding)
-    out = out.with_array(out.array, spacing=spacing, origin=origin, direction=direction)
+    out = out.with_array(out.array, spacing=spacing, origin=origin, direction=direction, source=out.source)
     out.meta.pop(FILE_GEOMETRY, None)
     if FILE_GEOMETRY in image.meta:
         out.meta[FILE_GEOMETRY] = image.meta[FILE_GEOMETRY]
@@ -193,7 +193,7 @@ def on_image_grid(result: Volume, image: Volume) -> Volume:
 def _without_record(volume: Volume) -> Volume:
     if STORED_GRID not in volume.meta and "stored_orientation" not in volume.meta:
         return volume
-    out = volume.with_array(volume.array)
+    out = volume.with_array(volume.array, source=volume.source)
     out.meta.pop(STORED_GRID, None)
     out.meta.pop("stored_orientation", None)
     return out

@@ -15,6 +15,7 @@ import numpy as np
 
 from ctviewer.data.volume import Volume
 from ctviewer.errors import InputError
+from ctviewer.imaging.orientation import FILE_GEOMETRY
 from ctviewer.io.label_files import base_name, format_suffix, read_json_sidecar
 from ctviewer.io.registry import Loadable
 
@@ -239,12 +240,23 @@ def _volume(img, path: Path, array: np.ndarray, t: int | None) -> Volume:
     descrip = _descrip(hdr)
     rgb = array.ndim == 4
     name = base_name(path) + ("" if t is None else f" [{t + 1}/{img.shape[3]}]")
-    meta = {"format": "nifti", "dtype_stored": str(img.get_data_dtype())}
+    meta = {"format": "nifti", "dtype_stored": str(img.get_data_dtype()), FILE_GEOMETRY: _header_geometry(hdr, affine)}
     if t is not None:
         meta["volume_index"] = t
     return Volume(array, spacing=spacing, origin=origin, direction=direction,
                   modality="XC" if rgb else guess_modality(array, sidecar, descrip),
                   name=name, source=str(path), warnings=warnings, meta=meta)
+
+
+def _header_geometry(hdr, affine_mm: np.ndarray) -> dict | None:
+    """The header's own geometry fields, so a result written for this image gets them unchanged
+    (sform, qform, their codes and the unit; ``affine_mm`` is what they mean in mm)."""
+    if not hasattr(hdr, "get_sform"):
+        return None  # Analyze: no orientation fields to keep
+    return {"format": "nifti", "affine_mm": affine_mm.copy(),
+            "sform": hdr.get_sform(), "sform_code": int(hdr["sform_code"]),
+            "qform": hdr.get_qform(), "qform_code": int(hdr["qform_code"]),
+            "units": hdr.get_xyzt_units()[0]}
 
 
 def _descrip(hdr) -> str:
@@ -269,10 +281,25 @@ def write_nifti(volume: Volume, path: Path) -> None:
     affine = geometry_to_affine(volume)
     img = nib.Nifti1Image(data, affine)
     img.header.set_data_dtype(data.dtype)
-    img.set_sform(affine, code=1)
-    img.set_qform(affine, code=1)  # a non-orthogonal affine is approximated here; sform is exact
-    img.header.set_xyzt_units("mm")
+    same = _same_header_geometry(volume, affine)
+    if same is not None:  # a result of a NIfTI image: exactly that image's orientation fields
+        img.set_sform(same["sform"], code=same["sform_code"])
+        img.set_qform(same["qform"], code=same["qform_code"])
+        img.header.set_xyzt_units(same["units"] if same["units"] != "unknown" else "mm")
+    else:
+        img.set_sform(affine, code=1)
+        img.set_qform(affine, code=1)  # a non-orthogonal affine is approximated here; sform is exact
+        img.header.set_xyzt_units("mm")
     if volume.modality:
         img.header["descrip"] = f"ctviewer modality={volume.modality}"[:79].encode("ascii", "replace")
     img.header["scl_slope"], img.header["scl_inter"] = 1.0, 0.0
     nib.save(img, str(path))
+
+
+def _same_header_geometry(volume: Volume, affine: np.ndarray) -> dict | None:
+    """The NIfTI header geometry ``volume`` was read with (or inherited from its image), where it
+    still describes ``volume``'s grid; else None."""
+    found = volume.meta.get(FILE_GEOMETRY)
+    if not isinstance(found, dict) or found.get("format") != "nifti":
+        return None
+    return found if np.allclose(found["affine_mm"], affine, rtol=0, atol=1e-5) else None

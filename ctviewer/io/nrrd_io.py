@@ -24,6 +24,7 @@ import numpy as np
 from ctviewer.data.labels import Label, LabelMap, LabelTable, present_ids
 from ctviewer.data.volume import CANONICAL_DIRECTION, Volume
 from ctviewer.errors import InputError
+from ctviewer.imaging.orientation import FILE_GEOMETRY
 from ctviewer.io.label_files import base_name, format_suffix
 from ctviewer.io.nifti import looks_like_hu
 from ctviewer.io.registry import Loadable
@@ -136,10 +137,33 @@ def header_geometry(header: dict) -> tuple[tuple, tuple, np.ndarray, list[str]]:
 
 
 def geometry_header(volume: Volume) -> dict:
-    """'space', 'space directions' and 'space origin' (LPS) for the spatial axes of ``volume``."""
-    rows = [volume.direction[:, 2 - a] * volume.spacing[2 - a] for a in range(3)]
-    return {"space": "left-posterior-superior", "space directions": np.array(rows),
-            "space origin": np.asarray(volume.origin, dtype=float)}
+    """'space', 'space directions' and 'space origin' for the spatial axes of ``volume``: LPS, or
+    the space and the very numbers of the NRRD header it was read with (or inherited from its
+    image) where they still describe its grid."""
+    rows = np.array([volume.direction[:, 2 - a] * volume.spacing[2 - a] for a in range(3)])
+    origin = np.asarray(volume.origin, dtype=float)
+    found = volume.meta.get(FILE_GEOMETRY)
+    if isinstance(found, dict) and found.get("format") == "nrrd":
+        sign = np.asarray(_SPACE_TO_LPS[str(found["space"]).lower()], dtype=float)
+        if np.allclose(rows * sign, found["space directions"], rtol=0, atol=1e-6) \
+                and np.allclose(origin * sign, found["space origin"], rtol=0, atol=1e-6):
+            return {"space": found["space"], "space directions": found["space directions"].copy(),
+                    "space origin": found["space origin"].copy()}
+    return {"space": "left-posterior-superior", "space directions": rows, "space origin": origin}
+
+
+def _file_geometry(header: dict) -> dict | None:
+    """The header's space, directions and origin as written, for :func:`geometry_header` (3-D
+    images in a patient space only)."""
+    space = str(header.get("space", "")).lower()
+    sd, axes, origin = _space_directions(header), domain_axes(header), header.get("space origin")
+    if space not in _SPACE_TO_LPS or sd is None or len(axes) != 3 or origin is None:
+        return None
+    rows = sd[axes]
+    origin = np.asarray(origin, dtype=float).ravel()
+    if origin.size != 3 or not (np.all(np.isfinite(rows)) and np.all(np.isfinite(origin))):
+        return None
+    return {"format": "nrrd", "space": str(header["space"]), "space directions": rows, "space origin": origin}
 
 
 # -- segments ----------------------------------------------------------------------------------
@@ -280,7 +304,7 @@ def _load(path: Path, t: int | None) -> Volume:
     name = base_name(path) + ("" if t is None else f" [{t + 1}]")
     return Volume(np.ascontiguousarray(data), spacing=spacing, origin=origin, direction=direction,
                   modality=modality, name=name, source=str(path), warnings=warnings,
-                  meta={"format": "nrrd"})
+                  meta={"format": "nrrd", FILE_GEOMETRY: _file_geometry(header)})
 
 
 def read_label_map(path: str | Path) -> LabelMap:
@@ -300,8 +324,9 @@ def read_label_map(path: str | Path) -> LabelMap:
         array = _label_array(np.ascontiguousarray(array))
     except ValueError as exc:
         raise InputError(f"not a label map: {exc}", path) from exc
+    meta = {"format": "nrrd", "label_table": table, FILE_GEOMETRY: _file_geometry(header)}
     volume = Volume(array, spacing=spacing, origin=origin, direction=direction, name=base_name(path),
-                    source=str(path), warnings=warnings, meta={"format": "nrrd", "label_table": table})
+                    source=str(path), warnings=warnings, meta=meta)
     labels = LabelMap(volume, table) if table is not None else LabelMap(volume)
     if table is not None:
         labels.add_missing_labels(path.name)
