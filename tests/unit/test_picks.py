@@ -156,3 +156,31 @@ def test_seed_export(tmp_path):
     assert (tmp_path / "l3.csv").read_text() == "exam_id,L3_slice_num\na,40\nd,7\n"
     picks.export_seed(tmp_path / "t12.csv", level="T12")
     assert (tmp_path / "t12.csv").read_text() == "exam_id,T12_slice_num\na,90\n"
+
+
+#: Exam ids and patient names a spreadsheet would run as formulas (OWASP CSV injection).
+HOSTILE_IDS = ['=HYPERLINK("http://x","y")', "+1", "@SUM(A1)", "-cmd"]
+
+
+def test_formula_like_ids_and_names_are_quoted_on_disk_and_read_back_as_they_were(tmp_path):
+    import csv
+    import io
+
+    path = tmp_path / "picks.csv"
+    picks = PicksFile.create(path, patient_names=True)
+    written = [_pick(exam, patient_name=name, z_mm=-629.5)
+               for exam, name in zip(HOSTILE_IDS, ["\tDoe^John", "=1+1", "-Smith", "@me"])]
+    picks.set_many(written, action="predict")
+    on_disk = list(csv.reader(io.StringIO(path.read_bytes().decode(), newline="")))
+    assert [row[0] for row in on_disk[1:]] == ["'" + exam for exam in HOSTILE_IDS]
+    assert [row[-1] for row in on_disk[1:]] == ["'\tDoe^John", "'=1+1", "'-Smith", "'@me"]
+    assert {row[3] for row in on_disk[1:]} == {"-629.5"}          # a negative number stays a number
+    again = PicksFile.open(path)
+    assert again.picks == written                                  # tab, quote-free ids: the original text
+    # the seed export and locate-eval's reading of it give the same ids back
+    from ctviewer.workflows.slice_locator.evaluate import read_truth
+
+    picks.export_seed(tmp_path / "seed.csv")
+    assert (tmp_path / "seed.csv").read_text().splitlines()[1] == '"\'=HYPERLINK(""http://x"",""y"")",41'
+    truth, kind = read_truth(tmp_path / "seed.csv")
+    assert kind == "seed" and [p.exam_id for p in truth] == HOSTILE_IDS

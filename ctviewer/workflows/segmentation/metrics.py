@@ -13,15 +13,13 @@ Both empty (no liver in truth nor prediction) scores 1.0: the network was right.
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
 from ctviewer.errors import InputError
-from ctviewer.io.atomic import atomic_write_text
+from ctviewer.io.csv_safe import write_csv
 
 SCORE_COLUMNS = ("case", "label", "dice", "jaccard", "truth_voxels", "predicted_voxels")
 COMPARISON_COLUMNS = ("model", "label", "mean_dice", "median_dice", "mean_jaccard", "cases")
@@ -144,13 +142,8 @@ def _rows(case_id, names, pred_masks, truth_masks) -> list[dict]:
 
 
 def _write_csv(path, columns, rows) -> Path:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell(row.get(c, "")) for c in columns])
-    atomic_write_text(path, buf.getvalue())
-    return Path(path)
+    # csv_safe: a case id or label name like =HYPERLINK(...) is written as text, not a formula
+    return write_csv(path, ([_cell(row.get(c, "")) for c in columns] for row in rows), header=columns)
 
 
 def _cell(value) -> str:

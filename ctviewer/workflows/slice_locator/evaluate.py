@@ -15,14 +15,13 @@ prediction missed a level that is there, or it found one that is not.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ctviewer.errors import InputError
+from ctviewer.io import csv_safe
 from ctviewer.workflows.slice_locator.picks import LEVELS, Pick, read_picks_csv
 
 SEED_SUFFIX = "_slice_num"
@@ -75,7 +74,7 @@ def read_truth(path: str | Path) -> tuple[list[Pick], str]:
         raise InputError("no such file", path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read as a CSV: {exc}", path) from None
-    header = [h.strip() for h in next(csv.reader(first), [])]
+    header = next(csv_safe.reader("\n".join(first), strip=True), [])
     if any(h.endswith(SEED_SUFFIX) for h in header):
         return read_seed_csv(path), "seed"
     return read_picks_csv(path)[0], "picks"
@@ -84,8 +83,8 @@ def read_truth(path: str | Path) -> tuple[list[Pick], str]:
 def read_seed_csv(path: str | Path) -> list[Pick]:
     """The seed's ``exam_id,L3_slice_num[,T12_slice_num]`` CSV as picks without geometry."""
     path = Path(path)
-    reader = csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline=""))
-    header = [h.strip() for h in next(reader, [])]
+    reader = csv_safe.reader(csv_safe.read_text(path), strip=True)   # as export_seed wrote it
+    header = next(reader, [])
     columns = {h[: -len(SEED_SUFFIX)]: i for i, h in enumerate(header) if h.endswith(SEED_SUFFIX)}
     unknown = [lv for lv in columns if lv not in LEVELS]
     if "exam_id" not in header or unknown:
@@ -100,12 +99,12 @@ def read_seed_csv(path: str | Path) -> list[Pick]:
         if len(row) != len(header):
             raise InputError(f"line {reader.line_num}: {len(row)} fields, the header has {len(header)}", path)
         for level, col in columns.items():
-            text = row[col].strip()
+            text = row[col]
             try:
                 index = None if text == "" else int(float(text))
             except ValueError:
                 raise InputError(f"line {reader.line_num}: {header[col]} '{text}' is not a slice number", path) from None
-            picks.append(Pick(row[id_col].strip(), level, index, None, None, None, None, "seed", None,
+            picks.append(Pick(row[id_col], level, index, None, None, None, None, "seed", None,
                               "accepted" if index is not None else "not_in_scan"))
     return picks
 

@@ -16,9 +16,7 @@ as identifying as the user's own naming, no more (no DICOM patient fields are us
 from __future__ import annotations
 
 import contextlib
-import csv
 import getpass
-import io
 import json
 import math
 import os
@@ -27,7 +25,9 @@ from datetime import datetime
 from pathlib import Path
 
 from ctviewer.errors import InputError
+from ctviewer.io import csv_safe
 from ctviewer.io.atomic import atomic_write_text
+from ctviewer.io.csv_safe import write_csv
 
 LEVELS = ("L3", "T12")
 STATUSES = ("predicted", "accepted", "corrected", "flagged", "not_in_scan")
@@ -188,11 +188,7 @@ class PicksFile:
         if level not in LEVELS:
             raise InputError(f"unknown level '{level}' (known: {', '.join(LEVELS)})")
         rows = [p for p in self._picks.values() if p.level == level and p.in_scan and p.status != "flagged"]
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["exam_id", f"{level}_slice_num"])
-        writer.writerows([p.exam_id, p.slice_index] for p in rows)
-        atomic_write_text(path, out.getvalue())
+        write_csv(path, ([p.exam_id, p.slice_index] for p in rows), header=["exam_id", f"{level}_slice_num"])
         return len(rows)
 
     # -- internals ---------------------------------------------------------------------------
@@ -208,11 +204,10 @@ class PicksFile:
         return CSV_COLUMNS + ([PATIENT_NAME_COLUMN] if self.patient_names else [])
 
     def _write(self, picks: dict) -> None:
-        out = io.StringIO()
-        writer = csv.DictWriter(out, self._columns(), extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(p.as_row() for p in picks.values())
-        atomic_write_text(self.path, out.getvalue())
+        columns = self._columns()
+        # through csv_safe: an exam id or name like =HYPERLINK(...) must not run in Excel
+        rows = (p.as_row() for p in picks.values())
+        write_csv(self.path, ([row[c] for c in columns] for row in rows), header=columns)
 
     def _audit(self, action: str, user: str | None, entries) -> None:
         who = user or _user()
@@ -271,16 +266,16 @@ def read_picks_csv(path: str | Path) -> tuple[list[Pick], bool]:
     """The picks of a CSV and whether it has a patient_name column; InputError naming the line."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: a CSV saved by Excel starts with a BOM
+        text = csv_safe.read_text(path)  # without a BOM (Excel writes one); a \r inside a cell kept
     except FileNotFoundError:
         raise InputError("no such file", path) from None
     except UnicodeDecodeError:
         raise InputError("not a text CSV file (not UTF-8)", path) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", path) from exc
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv_safe.reader(text, strip=True)   # cells as written: a neutralising quote taken off
     try:
-        header = [cell.strip() for cell in next(reader, [])]
+        header = next(reader, [])
         if not header:
             raise InputError(f"empty file: a picks CSV starts with the header {','.join(CSV_COLUMNS)}", path)
         _check_header(header, path)
@@ -292,14 +287,14 @@ def read_picks_csv(path: str | Path) -> tuple[list[Pick], bool]:
             if len(row) != len(header):
                 raise InputError(f"line {line}: {len(row)} fields, the header has {len(header)}", path)
             try:
-                pick = pick_from_row(dict(zip(header, (cell.strip() for cell in row))))
+                pick = pick_from_row(dict(zip(header, row)))
             except ValueError as exc:
                 raise InputError(f"line {line}: {exc}", path) from None
             if pick.key in picks:
                 raise InputError(f"line {line}: a second row for {pick.exam_id} {pick.level} "
                                  f"(the first is on line {picks[pick.key][1]})", path)
             picks[pick.key] = (pick, line)
-    except csv.Error as exc:
+    except csv_safe.Error as exc:
         raise InputError(f"line {reader.line_num}: not a readable CSV: {exc}", path) from None
     return [pick for pick, _ in picks.values()], PATIENT_NAME_COLUMN in header
 

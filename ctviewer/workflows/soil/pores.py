@@ -90,10 +90,7 @@ def write_pore_csvs(stats: "PoreStats", prefix) -> list[Path]:
     """The numbers a spreadsheet wants, atomically: ``PREFIX_profile.csv`` (slice, depth in mm, porosity
     %), ``PREFIX_clusters.csv`` (rank, volume in mm³, share of the pore volume %) and ``PREFIX_sizes.csv``
     (local-thickness bin in mm, voxels, share %)."""
-    import csv
-    import io
-
-    from ctviewer.io.atomic import atomic_write_text
+    from ctviewer.io.csv_safe import write_csv
 
     prefix = Path(prefix)
     tables = {
@@ -110,13 +107,7 @@ def write_pore_csvs(stats: "PoreStats", prefix) -> list[Path]:
     }
     written = []
     for name, (header, rows) in tables.items():
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-        path = prefix.with_name(f"{prefix.name}_{name}.csv")
-        atomic_write_text(path, text.getvalue())
-        written.append(path)
+        written.append(write_csv(prefix.with_name(f"{prefix.name}_{name}.csv"), rows, header=header))
     return written
 
 

@@ -8,15 +8,14 @@ class of its fraction across the photos (with mean and median in each panel's ti
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ctviewer.io.atomic import atomic_path, atomic_write_text
+from ctviewer.io.atomic import atomic_path
+from ctviewer.io.csv_safe import write_csv
 
 #: Up to this many photos the chart has one group of bars per photo; beyond, one histogram per class.
 MAX_GROUPED = 12
@@ -33,14 +32,11 @@ def fraction_columns(table) -> list[str]:
 
 def write_fractions_csv(rows, table, porosity_class: int, path) -> Path:
     """image, width, height, one "<id> <name> %" column per class, porosity % — one row per photo (atomic)."""
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["image", "width", "height", *fraction_columns(table), "porosity %"])
-    for row in rows:
-        writer.writerow([row["image"], row["width"], row["height"],
-                         *(f"{row['fractions'].get(i, 0.0):.3f}" for i in table.ids), f"{row['porosity']:.3f}"])
-    atomic_write_text(path, text.getvalue())
-    return Path(path)
+    # csv_safe: a photo or class named =..., +..., -..., @... is written as text, not a formula
+    return write_csv(path, ([row["image"], row["width"], row["height"],
+                             *(f"{row['fractions'].get(i, 0.0):.3f}" for i in table.ids), f"{row['porosity']:.3f}"]
+                            for row in rows),
+                     header=["image", "width", "height", *fraction_columns(table), "porosity %"])
 
 
 def fractions_chart(rows, table) -> Image.Image:

@@ -12,15 +12,13 @@ against a folder of ``NAME_classes.png`` predictions, or against a model run on 
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 
 import numpy as np
 
 from ctviewer.errors import InputError
-from ctviewer.io.atomic import atomic_write_text
+from ctviewer.io.csv_safe import write_csv
 from ctviewer.progress import no_progress
 
 
@@ -157,14 +155,11 @@ def metrics_columns(result) -> list[str]:
 
 def write_metrics_csv(path, result) -> Path:
     """One row per photo and a last row ``overall``; an IoU that does not exist is left empty (atomic)."""
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(metrics_columns(result))
-    for row in [*result["images"], {"image": "overall", **result["overall"]}]:
-        writer.writerow([row["image"], row["pixels"], _number(row["pixel_accuracy"]), _number(row["mean_iou"]),
-                         *(_number(row["iou"][c["id"]]) for c in result["classes"])])
-    atomic_write_text(path, text.getvalue())
-    return Path(path)
+    rows = [*result["images"], {"image": "overall", **result["overall"]}]
+    # csv_safe: a photo or class named =..., +..., -..., @... is written as text, not a formula
+    return write_csv(path, ([row["image"], row["pixels"], _number(row["pixel_accuracy"]), _number(row["mean_iou"]),
+                             *(_number(row["iou"][c["id"]]) for c in result["classes"])] for row in rows),
+                     header=metrics_columns(result))
 
 
 def _number(value: float) -> str:
