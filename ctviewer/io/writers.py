@@ -21,7 +21,8 @@ Every other format gets ctviewer's JSON label table beside it, ``NAME.labels.jso
 reads an ITK-SNAP ``NAME.label.txt`` there, as older ctviewer versions wrote).
 
 Every file is written to a temporary name and renamed over the target when complete
-(:func:`ctviewer.io.atomic.atomic_path`), so a crash never leaves half a file.
+(:func:`ctviewer.io.atomic.atomic_paths`), so a crash never leaves half a file; a file and its
+sidecars (the table, the ``.npy`` geometry) are renamed into place together, all or nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 from ctviewer.data.labels import LabelMap, LabelTable
 from ctviewer.data.volume import Volume
 from ctviewer.errors import InputError
-from ctviewer.io.atomic import atomic_path
+from ctviewer.io.atomic import atomic_paths
 from ctviewer.io.label_files import base_name, format_suffix, read_label_map, table_sidecar
 
 SUPPORTED_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".seg.nrrd", ".npy", ".png")
