@@ -60,17 +60,20 @@ def write_volume(volume: Volume, path: str | Path, label_table: LabelTable | Non
                          f"{', '.join(SUPPORTED_SUFFIXES)}", path)
     if label_table is not None:  # a label map is no CT: its ids must not be windowed or called HU
         volume = volume.with_array(volume.array, modality="", window=None)
-    with atomic_path(path) as tmp:
+    # the file, its geometry (.npy) and its table are renamed into place together, or none is
+    table = table_sidecar(path) if label_table is not None and suffix not in (".nrrd", ".seg.nrrd") else None
+    geometry = path.with_name(f"{base_name(path)}.json") if suffix == ".npy" else None
+    with atomic_paths(path, *filter(None, (geometry, table))) as (tmp, *sidecars):
         if suffix in (".nii", ".nii.gz"):
             nifti.write_nifti(volume, tmp)
         elif suffix in (".nrrd", ".seg.nrrd"):
             nrrd_io.write_nrrd(volume, tmp, label_table)
         elif suffix == ".npy":
-            numpy_io.write_npy(volume, tmp, path.with_name(f"{base_name(path)}.json"))
+            numpy_io.write_npy(volume, tmp, sidecars[0])
         else:
             photo.write_png(volume, tmp)
-    if label_table is not None and suffix not in (".nrrd", ".seg.nrrd"):
-        label_table.write(table_sidecar(path))
+        if table is not None:
+            sidecars[-1].write_text(label_table.to_json(), encoding="utf-8")
     return path
 
 
