@@ -57,3 +57,30 @@ def write_ct_series(folder, planes, positions, names, *, series_uid: str | None 
         pydicom.dcmwrite(folder / name, ds, enforce_file_format=True)
         paths.append(folder / name)
     return paths
+
+
+def anonymised_copy(source, folder, *, count: int | None = None, start: int = 0, compress: str | None = None,
+                    remove=("SeriesInstanceUID", "StudyInstanceUID"), prefix: str = "", **changes) -> list[Path]:
+    """Copy the files of the real series ``source`` into ``folder`` as an anonymiser leaves them:
+    ``remove`` deleted (the series and study UIDs by default), ``changes`` set on every file, the
+    pixels re-encoded with the transfer syntax ``compress`` (e.g. JPEG 2000 lossless) where given.
+    ``count`` files from ``start``, taken in position order; the copies are named by ``prefix`` and
+    a number, against the position order, so nothing can lean on the names."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    datasets = [pydicom.dcmread(path) for path in sorted(Path(source).iterdir()) if path.is_file()]
+    datasets.sort(key=lambda ds: float(ds.ImagePositionPatient[2]))
+    datasets = datasets[start:None if count is None else start + count]
+    paths = []
+    for n, ds in enumerate(reversed(datasets)):
+        for keyword in remove:
+            if keyword in ds:
+                delattr(ds, keyword)
+        for keyword, value in changes.items():
+            setattr(ds, keyword, value)
+        if compress is not None:
+            ds.compress(compress)
+        path = folder / f"{prefix}{n:04d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths

@@ -1,7 +1,8 @@
 """DICOM: a file or a folder of files becomes one loadable per image series.
 
 ``examine`` reads headers only (up to the pixel data) and keeps them, so ``load`` does not parse
-them again. The pieces: :mod:`dicom_headers` (reading a header once), :mod:`dicom_geometry`
+them again. The pieces: :mod:`dicom_headers` (reading a header once), :mod:`dicom_grouping` (which
+files make one series, also where an anonymiser removed the series UID), :mod:`dicom_geometry`
 (order, spacing, gaps, tilt), :mod:`dicom_pixels` (voxels into one preallocated array) and
 :mod:`dicom_series` (frames and the Volume). pydicom is imported only when a file looks like
 DICOM, so examining a photo costs nothing here.
@@ -10,7 +11,6 @@ DICOM, so examining a photo costs nothing here.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ctviewer.data.volume import Volume
@@ -23,14 +23,6 @@ from ctviewer.progress import CancelToken, Progress
 CONFIDENCE = 0.9
 #: A file without the preamble that still parsed as DICOM.
 CONFIDENCE_NO_PREAMBLE = 0.6
-
-
-@dataclass
-class _Series:
-    """Headers of one series, gathered while walking a folder."""
-
-    key: str
-    headers: list = field(default_factory=list)
 
 
 class DicomReader:
@@ -59,9 +51,10 @@ class DicomReader:
         candidates = [path for path in files_under(folder) if _might_be_dicom(path)]
         if not candidates:
             return []
-        from ctviewer.io.dicom_headers import read_header, sop_class_name, value
+        from ctviewer.io.dicom_grouping import series_key, split_series
+        from ctviewer.io.dicom_headers import read_header, sop_class_name
 
-        series: dict[str, _Series] = {}
+        series: dict[tuple, list] = {}
         no_image: list = []
         broken: list[InputError] = []
         for path in candidates:
@@ -75,16 +68,14 @@ class DicomReader:
             if not header.has_image or header.sop_class in SEG_SOP_CLASSES:
                 no_image.append(header)  # a DICOM-SEG is labels over a series, not a series to view
                 continue
-            # a multi-frame file is a series of its own
-            key = str(value(header.dataset, "SeriesInstanceUID", "") or "") if header.frame_count == 1 else ""
-            key = key or f"file:{path}"
-            series.setdefault(key, _Series(key)).headers.append(header)
+            series.setdefault(series_key(header), []).append(header)
         found = []
-        for group in series.values():
-            try:
-                found.append(_loadable(folder, group.headers, name=folder.name))
-            except InputError as exc:
-                broken.append(exc)
+        for key, headers in series.items():
+            for group, notes, part in split_series(key, headers):
+                try:
+                    found.append(_loadable(folder, group, name=folder.name, notes=notes, part=part))
+                except InputError as exc:
+                    broken.append(exc)
         if found:
             return sorted(found, key=lambda item: -(item.n_slices or 0))
         if broken:
@@ -126,14 +117,17 @@ def _check_image(header) -> None:
         raise InputError(f"pixel data is truncated ({have} of {header.pixels.length} bytes)", header.path)
 
 
-def _loadable(path: Path, headers: list, name: str) -> Loadable:
-    """One Loadable for the headers of one series, loading from the frames noted now."""
+def _loadable(path: Path, headers: list, name: str, notes: list[str] = (), part: str = "") -> Loadable:
+    """One Loadable for the headers of one series, loading from the frames noted now; ``notes``
+    are what grouping the files had to guess, ``part`` what tells this series from another that
+    shares its description ('acquisition 2')."""
     from ctviewer.io.dicom_series import consistent_frames, frames_of, load_series
 
     frames = [frame for header in headers for frame in frames_of(header)]
     frames, warnings = consistent_frames(frames, path)
+    warnings = list(notes) + warnings
     meta = _meta(frames, headers)
-    title = meta["series_description"] or name
+    title = (meta["series_description"] or name) + (f" ({part})" if part else "")
     n = len(frames)
     description = f"{meta['modality']} {title}".strip() + f" — {n} {'slice' if n == 1 else 'slices'}"
 

@@ -181,6 +181,9 @@ _FAST = {
     "RescaleSlope": (0x00281053, "DS"), "RescaleIntercept": (0x00281052, "DS"),
     "SeriesInstanceUID": (0x0020000E, "UI"), "SOPClassUID": (0x00080016, "UI"),
     "PhotometricInterpretation": (0x00280004, "CS"),
+    # what groups files that lost their SeriesInstanceUID (dicom_grouping)
+    "StudyInstanceUID": (0x0020000D, "UI"), "FrameOfReferenceUID": (0x00200052, "UI"),
+    "SeriesNumber": (0x00200011, "IS"), "AcquisitionNumber": (0x00200012, "IS"),
 }
 
 

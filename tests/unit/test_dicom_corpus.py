@@ -72,3 +72,43 @@ def test_corpus_folder_of_non_images_is_refused():
         pytest.skip("pydicom's test files are not installed")
     with pytest.raises(InputError, match="RT Plan has no image"):
         DicomReader().examine(rtplan[0])
+
+
+def _corpus_folders() -> list[Path]:
+    """pydicom's folders of real series (several series, a localizer among axials, no positions)."""
+    import pydicom
+
+    root = Path(pydicom.__file__).parent / "data" / "test_files" / "dicomdirtests"
+    return sorted({p.parent for p in root.rglob("*") if p.is_file() and p.name != "DICOMDIR"})
+
+
+@pytest.mark.parametrize("anonymised", [False, True], ids=["as shipped", "series and study UIDs removed"])
+def test_corpus_folders_load_or_name_the_file(tmp_path, anonymised):
+    """Every folder of pydicom's series opens (grouped by UID, or without it by what the files share)
+    or is refused with an InputError naming a path."""
+    import pydicom
+
+    folders = _corpus_folders()
+    if not folders:
+        pytest.skip("pydicom's test files are not installed")
+    for folder in folders:
+        target = tmp_path / folder.name
+        target.mkdir()
+        for path in folder.iterdir():
+            if not path.is_file():
+                continue
+            try:
+                ds = pydicom.dcmread(path)
+            except Exception:  # README files: left out, the reader must cope without them
+                continue
+            if anonymised:
+                for keyword in ("SeriesInstanceUID", "StudyInstanceUID"):
+                    if keyword in ds:
+                        delattr(ds, keyword)
+            ds.save_as(target / path.name)
+        try:
+            items = DicomReader().examine(target)
+            for item in items:
+                _check(item.load())
+        except InputError as exc:
+            assert str(tmp_path) in str(exc)
