@@ -80,8 +80,16 @@ def write_volume(volume: Volume, path: str | Path, label_table: LabelTable | Non
 def write_label_map(labels: LabelMap, path: str | Path, image: Volume | None = None) -> Path:
     """Write a label map and its table (see the module docstring for where the table goes).
 
-    ``.dcm`` writes a DICOM-SEG and needs ``image``, the DICOM image the labels were drawn on.
+    The file is on the grid of the image the labels belong to (DESIGN.md, "Data conventions"): the
+    array order and geometry of ``image``'s file when the labels lie on ``image``, else of the file
+    the labels were read from — never the canonical order they are shown in
+    (:func:`ctviewer.imaging.orientation.on_image_grid`).
+
+    ``.dcm`` writes a DICOM-SEG and needs ``image``, the DICOM image the labels were drawn on; its
+    frames follow the DICOM files themselves.
     """
+    from ctviewer.imaging.orientation import on_image_grid, to_stored
+
     path = Path(path)
     if format_suffix(path) == ".dcm":
         from ctviewer.io.dicom_seg import NEEDS_DICOM, write_dicom_seg
@@ -89,4 +97,5 @@ def write_label_map(labels: LabelMap, path: str | Path, image: Volume | None = N
         if image is None:
             raise InputError(NEEDS_DICOM, path)
         return write_dicom_seg(labels, image, path)
-    return write_volume(labels.volume, path, label_table=labels.table)
+    volume = on_image_grid(labels.volume, image) if image is not None else to_stored(labels.volume)
+    return write_volume(volume, path, label_table=labels.table)

@@ -5,7 +5,7 @@ Training runs in a child process (:mod:`ctviewer.ml.child`) that reads its studi
 ``FOLDER/images/NAME.nii.gz`` + ``FOLDER/labels/NAME.nii.gz``, the layout
 :func:`ctviewer.workflows.segmentation.cases.find_cases` reads back as cases on the same grid.
 
-Both files get the image's geometry (the labels are the image's grid by construction), the label
+Both files get the grid of the image's file (array order and geometry, not the display order), the label
 file its label table beside it (``NAME.labels.json``), and each is written atomically through
 :mod:`ctviewer.io.writers`. A study whose label map is empty (nothing to learn), is in colour, or whose
 labels lie on another grid is refused with an :class:`InputError` naming the study.
@@ -36,6 +36,7 @@ def export_training_pairs(studies: Iterable[tuple[str, Volume, object]], folder:
     (its table is kept). Every study is checked before anything is written; when writing fails or is
     cancelled, the files this call (over)wrote are removed again, so a new folder never holds half an export.
     """
+    from ctviewer.imaging.orientation import to_stored
     from ctviewer.io.label_files import table_sidecar
     from ctviewer.io.writers import write_label_map, write_volume
 
@@ -56,8 +57,9 @@ def export_training_pairs(studies: Iterable[tuple[str, Volume, object]], folder:
             label_path, image_path = folder / LABELS / f"{name}.nii.gz", folder / IMAGES / f"{name}.nii.gz"
             written += [label_path, table_sidecar(label_path), image_path]   # before writing: removed on failure
             # labels first: an image that is already there always has its labels beside it
-            write_label_map(label_map, label_path)
-            write_volume(image, image_path)
+            # both on the grid of the image's file, as nnU-Net and TotalSegmentator pairs are
+            write_label_map(label_map, label_path, image=image)
+            write_volume(to_stored(image), image_path)
     except BaseException as exc:
         for path in written:
             path.unlink(missing_ok=True)
