@@ -7,6 +7,10 @@
   default, ``CTVIEWER_AUTOSAVE_S`` overrides) the changed slices are copied on the GUI thread
   (cheap: only chunks a stroke touched) and written by a worker.
 * Opening an image that has an autosave offers it back (``ask_restore``; tests replace it).
+* A layer's own file is known only when it was read from a label file or saved by the user (or a
+  workflow names it, as the thin-section project does). A layer made from the image (a new layer,
+  bins, a prediction, density objects) has none: Ctrl+S asks where, proposing a sidecar name, and
+  no save ever lands on a file the image was read from.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from ctviewer.data.layers import LabelLayer
 from ctviewer.data.study import Study
 from ctviewer.errors import InputError
 from ctviewer.io.label_files import format_suffix
+from ctviewer.io.opened import is_image_file, refuse_image_file
 from ctviewer.io.writers import LABEL_SUFFIXES, write_label_map
-from ctviewer.workflows.recovery import Autosaver, LabelRecovery, RecoveredLabels, find_recoveries, restore
+from ctviewer.workflows.recovery import (Autosaver, LabelRecovery, RecoveredLabels, find_recoveries,
+                                         remove_leftover_files, restore)
 
 
 def _save_copy(labels: LabelMap, path: Path, image, progress=None, cancel=None) -> Path:
     """Worker: write ``labels`` (a private copy) to ``path`` in the format its suffix names."""
+    refuse_image_file(path, image)
     return write_label_map(labels, path, image=image)
 
 
@@ -42,6 +49,10 @@ class LabelKeeper(QObject):
         self.annotator = annotator
         self.study: Study | None = None
         self.paths: dict[int, Path] = {}             # id(layer) -> the file it was opened from / saved to
+        self.scratch: set[int] = set()               # id(layer) of layers nobody needs to keep (helpers' views)
+        #: where Save As proposes to put a layer that has no file yet; a workflow may know better
+        #: (the thin-section project's label folder). (layer) -> Path, or None for the usual sidecar name
+        self.propose_path = lambda layer: None
         self._recoveries: dict[int, LabelRecovery] = {}
         self._table_slots: dict[int, object] = {}
         if interval_s is None:
@@ -54,6 +65,7 @@ class LabelKeeper(QObject):
         annotator.layer_edited.connect(self._on_edited)
         #: replaced by tests: (entries) -> True to restore
         self.ask_restore = lambda entries: False
+        remove_leftover_files()   # temporary files of autosaves killed mid-write
 
     # -- study -----------------------------------------------------------------------------------
     def set_study(self, study: Study | None) -> None:
@@ -64,6 +76,7 @@ class LabelKeeper(QObject):
                 self._forget(layer)
         self.study = study
         self.paths.clear()
+        self.scratch.clear()
         self._recoveries.clear()
         self.autosaver.saved()
         if study is None:
@@ -83,8 +96,9 @@ class LabelKeeper(QObject):
             self._forget(layer)
 
     def _track(self, layer: LabelLayer) -> None:
-        source = layer.labels.volume.source
-        if source and Path(source).is_file() and id(layer) not in self.paths:
+        source = layer.labels.volume.source   # the label file it was read from; "" when made here
+        if source and Path(source).is_file() and id(layer) not in self.paths \
+                and not is_image_file(source, self.study.image):
             self.paths[id(layer)] = Path(source)
 
         def table_changed(layer=layer):
@@ -94,7 +108,12 @@ class LabelKeeper(QObject):
         layer.labels.table.changed.connect(table_changed)
         self._table_slots[id(layer)] = (layer.labels.table, table_changed)
 
+    def mark_scratch(self, layer: LabelLayer) -> None:
+        """``layer`` is a helper's view (the live classifier's classes), never asked about on closing."""
+        self.scratch.add(id(layer))
+
     def _forget(self, layer: LabelLayer) -> None:
+        self.scratch.discard(id(layer))
         table, slot = self._table_slots.pop(id(layer), (None, None))
         if table is not None:
             table.changed.disconnect(slot)
@@ -145,21 +164,31 @@ class LabelKeeper(QObject):
 
     # -- saving ----------------------------------------------------------------------------------
     def path_of(self, layer: LabelLayer) -> Path | None:
+        """The layer's own label file (Ctrl+S writes there without asking), or None: Save As."""
         path = self.paths.get(id(layer))
-        if path is not None and format_suffix(path) in LABEL_SUFFIXES:
+        if path is not None and format_suffix(path) in LABEL_SUFFIXES \
+                and not is_image_file(path, self.study.image if self.study else None):
             return path
         return None
 
     def default_path(self, layer: LabelLayer) -> Path:
-        """Where Save As proposes to put a layer that has no file yet."""
+        """Where Save As proposes to put a layer that has no file yet: a sidecar of the image
+        (``NAME_labels.nii.gz``, ``NAME_labels.png``, the seed layout's ``annotations_prepped_*``)."""
         from ctviewer.io.label_files import default_label_path
 
         image = self.study.image
-        if image.source and Path(image.source).exists():
+        proposed = self.propose_path(layer)
+        if proposed is not None:
+            path = Path(proposed)
+        elif image.source and Path(image.source).exists():
             path = default_label_path(Path(image.source), photo=image.is_photo)
-            return path if layer is self._first_label_layer() else path.with_name(
-                path.name.replace("_labels", f"_{_safe(layer.name)}", 1))
-        return Path.home() / (f"{_safe(layer.name)}.png" if image.is_photo else f"{_safe(layer.name)}.nii.gz")
+            if layer is not self._first_label_layer():
+                path = path.with_name(path.name.replace("_labels", f"_{_safe(layer.name)}", 1))
+        else:
+            path = Path.home() / (f"{_safe(layer.name)}.png" if image.is_photo else f"{_safe(layer.name)}.nii.gz")
+        if is_image_file(path, image):   # an image named like a label file: never propose it
+            path = path.with_name(f"{_safe(layer.name)}_{path.name}")
+        return path
 
     def _first_label_layer(self):
         layers = self.study.layers.by_kind("labels") if self.study else []
@@ -168,10 +197,16 @@ class LabelKeeper(QObject):
     def save(self, layer: LabelLayer, path: Path | str, on_done=None, wait: bool = False) -> None:
         """Write ``layer`` to ``path`` in a worker (``wait``: block until written, for closing)."""
         path = Path(path)
+        image = self.study.image
+        if is_image_file(path, image):
+            self.error.emit(f"{path}: is the image you opened; labels are never saved over it. "
+                            "Save them under another name (Labels ▸ Save labels as…).")
+            if on_done is not None:
+                on_done(False)
+            return
         labels = LabelMap(layer.labels.volume.with_array(layer.labels.array.copy()), layer.labels.table)
         editor = self.annotator.editor_for(layer)
         count = editor.edit_count
-        image = self.study.image
 
         def done(written: Path) -> None:
             self.paths[id(layer)] = Path(written)
@@ -201,10 +236,13 @@ class LabelKeeper(QObject):
         run_worker(_save_copy, labels, path, image, on_result=done, on_error=failed)
 
     def unsaved_layers(self) -> list[LabelLayer]:
+        """Layers with edits not in a file, and layers made here (bins, a prediction, objects) that
+        hold labels and have no file of their own yet."""
         if self.study is None:
             return []
         return [layer for layer in self.study.layers.by_kind("labels")
-                if self.annotator.editor_for(layer).modified]
+                if self.annotator.editor_for(layer).modified
+                or (id(layer) not in self.scratch and self.path_of(layer) is None and layer.array.any())]
 
     def discard_all(self) -> None:
         """The user chose to throw the edits away (closing without saving)."""
@@ -238,7 +276,7 @@ class LabelKeeper(QObject):
         if old is not None:
             self.study.layers.remove(old)
         layer = LabelLayer(labels, name=entry.layer_name)
-        if entry.base_path:
+        if entry.base_path and not is_image_file(entry.base_path, self.study.image):
             self.paths[id(layer)] = Path(entry.base_path)
         self.study.layers.append(layer)
         rec = self.recovery(layer)

@@ -200,6 +200,9 @@ class GrayBinsDialog(QDialog):
         labels = LabelMap(self.image.with_array(ids, window=None, name=PREVIEW_NAME), self.classes)
         self.preview = LabelLayer(labels, name=PREVIEW_NAME)
         self.study.layers.append(self.preview)
+        keeper = getattr(self.parent(), "keeper", None)
+        if keeper is not None:   # a preview goes with the dialog: switching photos need not ask about it
+            keeper.mark_scratch(self.preview)
         if self.annotator.layer is self.preview:
             # the annotator edits the first label layer added to a study; a preview is not for painting
             self.annotator.set_layer(editing)

@@ -50,6 +50,7 @@ class ThinSectionDock(QDockWidget):
         self._thumb_generation = 0
         self._build()
         window.keeper.saved.connect(self._labels_saved)
+        window.keeper.propose_path = self._propose_label_file
         window.annotator.layer_changed.connect(lambda _layer: self._update_buttons())
         if hasattr(window, "model_dock"):
             window.model_dock.models_changed.connect(self.refresh_models)
@@ -244,6 +245,13 @@ class ThinSectionDock(QDockWidget):
         else:
             self.photos.clearSelection()
 
+    def _propose_label_file(self, layer):
+        """Save As of a layer of the open photo (bins, live classifier) proposes the project's label file."""
+        item = self.open_item
+        if item is None or layer not in self._study.layers:
+            return None
+        return Path(self.project.label_target(item))
+
     def label_layer(self):
         return self._layer(work.LABELS_LAYER)
 
@@ -397,14 +405,16 @@ class ThinSectionDock(QDockWidget):
         self._update_buttons()
 
     def _predicted(self, item, study, entry, ids) -> None:
+        saved = ""   # the prediction layer's own file, where it was written
         try:
             item.prediction_path = Path(self.project.save_prediction(item, ids))
+            saved = str(item.prediction_path)
         except (InputError, OSError) as exc:
             self._failed(f"{item.name}: prediction not saved", exc)
         self.photos.update_image(item)
         if self.window_.study is study:
             old = self._layer(work.PREDICTION_LAYER)
-            layer = work.ids_layer(study.image, ids, self.project.table, work.PREDICTION_LAYER)
+            layer = work.ids_layer(study.image, ids, self.project.table, work.PREDICTION_LAYER, saved)
             editing = self.window_.annotator.layer
             if old is not None:
                 study.layers.remove(old)

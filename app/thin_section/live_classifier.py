@@ -59,6 +59,7 @@ class LiveClassifierPanel(QWidget):
     def __init__(self, window, parent=None):
         super().__init__(parent)
         self.annotator = getattr(window, "annotator", window)
+        self.keeper = getattr(window, "keeper", None)   # told that the classifier layer is no one's work
         self.study = None
         self.scribbles: LabelLayer | None = None
         self.classifier_layer: LabelLayer | None = None
@@ -153,6 +154,8 @@ class LiveClassifierPanel(QWidget):
         self.classifier_layer = LabelLayer(LabelMap.empty_like(image, copy_table(table)), name=CLASSIFIER_NAME,
                                            opacity=CLASSIFIER_OPACITY)
         study.layers.append(self.classifier_layer)
+        if self.keeper is not None:   # the forest redraws it from the scribbles: closing need not ask
+            self.keeper.mark_scratch(self.classifier_layer)
         self.scribbles = self.annotator.new_layer(SCRIBBLES_NAME, LabelMap.empty_like(image, copy_table(table)))
         study.layers.events.removed.connect(self._layers_removed)
         if self.annotator.tool == "navigate":

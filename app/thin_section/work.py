@@ -76,7 +76,7 @@ def open_photo(project, item, progress=None, cancel=None) -> Study:
     if prediction is not None and Path(prediction).is_file():
         try:
             ids = read_label_image(prediction, project.table)
-            study.layers.append(ids_layer(image, ids, project.table, PREDICTION_LAYER))
+            study.layers.append(ids_layer(image, ids, project.table, PREDICTION_LAYER, str(prediction)))
         except InputError as exc:   # a stale prediction must not keep the photo from opening
             image.warnings.append(f"prediction not shown: {exc}")
     if item.label_path is not None and Path(item.label_path).is_file():

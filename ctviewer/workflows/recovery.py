@@ -11,7 +11,10 @@ slices ``NNNNN*16 ...`` along axis 0, as saved by write number GGGGGG) and ``man
 written last and atomically. A write never overwrites a chunk file the current manifest names
 and only deletes old ones after its manifest is in place, so a crash at any moment leaves the
 last complete autosave restorable exactly. Chunks overlay the label file the layer was opened
-from (``base_path``) or zeros.
+from (``base_path``) or zeros - never the image: a layer made from the image (a new layer, bins, a
+prediction) has no label file, and a manifest that names the image (earlier versions wrote
+such) is read as naming none, so image values never become label ids. Temporary files of a write
+that was killed are removed when the image's autosaves are next looked for or written.
 """
 
 from __future__ import annotations
@@ -33,14 +36,17 @@ import numpy as np
 from ctviewer.data.labels import Label, LabelMap, LabelTable
 from ctviewer.data.volume import Volume
 from ctviewer.errors import InputError
-from ctviewer.io.atomic import atomic_path, atomic_write_text
+from ctviewer.io.atomic import atomic_path, atomic_write_text, remove_leftovers
+from ctviewer.io.opened import is_image_file
 from ctviewer.progress import CancelToken, Progress, step_progress
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 _CHUNK_FILE = re.compile(r"^c(\d{5})-g(\d+)\.npy$")
-_STALE_PART_S = 600  # temporary files of a write killed mid-way; older than any live write
+#: What the user is told where an autosave named the image as the labels' own file.
+IMAGE_AS_BASE = ("the autosave named the image itself as the labels' file; only the painted slices "
+                 "are restored, the rest starts empty")
 
 
 def recovery_root() -> Path:
@@ -136,6 +142,8 @@ class LabelRecovery:
         self._state = _WriteState(self._generation)
 
     def _set_base(self, base_path) -> None:
+        if is_image_file(base_path, self.image):   # the image is never the labels' file
+            base_path = None
         self.base_path = str(Path(base_path).resolve()) if base_path else None
         self._base_stat = _file_stat(self.base_path)
 
@@ -254,15 +262,24 @@ class LabelRecovery:
 
 
 def _remove_unused(folder: Path, keep: set[str]) -> None:
-    now = time.time()
     for path in folder.iterdir():
         try:
-            unused_chunk = bool(_CHUNK_FILE.match(path.name)) and path.name not in keep
-            stale_part = ".part" in path.name and now - path.stat().st_mtime > _STALE_PART_S
-            if unused_chunk or stale_part:
+            if _CHUNK_FILE.match(path.name) and path.name not in keep:
                 path.unlink()
         except OSError as exc:  # another process may hold it; the next write tries again
             log.debug("could not remove %s: %s", path, exc)
+    remove_leftovers(folder)
+
+
+def remove_leftover_files(root: Path | None = None) -> None:
+    """At start: the temporary files that writes killed mid-way left in any autosave folder."""
+    root = Path(root if root is not None else recovery_root())
+    try:
+        layers = [layer for image in root.iterdir() if image.is_dir() for layer in image.iterdir() if layer.is_dir()]
+    except OSError:
+        return   # no recovery folder yet, or not readable: nothing of ours to tidy
+    for layer in layers:
+        remove_leftovers(layer)
 
 
 def _remove_if_empty(folder: Path) -> None:
@@ -314,6 +331,7 @@ def find_recoveries(image: Volume, root: Path | None = None) -> list[RecoveredLa
         return []
     found = []
     for layer in sorted(p for p in folder.iterdir() if p.is_dir()):
+        remove_leftovers(layer)   # what a write killed mid-way left
         m = _read_manifest(layer / MANIFEST)  # none: only chunks of a first save cut short
         if not m or m.get("image_key") != key or tuple(m.get("shape", ())) != image.shape:
             continue
@@ -326,6 +344,9 @@ def find_recoveries(image: Volume, root: Path | None = None) -> list[RecoveredLa
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("ignoring autosave %s with an incomplete manifest: %s", layer, exc)
             continue
+        if is_image_file(entry.base_path, image):
+            entry.base_path = None
+            entry.messages.append(IMAGE_AS_BASE)
         if entry.base_path:
             recorded = tuple(m["base_stat"]) if m.get("base_stat") else None
             now = _file_stat(entry.base_path)
@@ -356,7 +377,9 @@ def restore(entry: RecoveredLabels, image: Volume) -> LabelMap:
                          "refusing to restore them", entry.folder)
     messages = list(entry.messages)
     array = None
-    if entry.base_path and Path(entry.base_path).is_file():
+    if is_image_file(entry.base_path, image):
+        messages += [] if IMAGE_AS_BASE in messages else [IMAGE_AS_BASE]
+    elif entry.base_path and Path(entry.base_path).is_file():
         try:
             base = read_label_map(entry.base_path, canonical=not image.is_photo).array
         except InputError as exc:
