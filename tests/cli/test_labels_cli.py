@@ -137,3 +137,53 @@ def test_installed_command_exit_codes(ct_and_labels, tmp_path):
     bad = subprocess.run([str(command), "labels", "convert", str(labels_path), str(tmp_path / "x.mha")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "x.mha" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# -- round trips keep the image's grid on disk (arrays and headers read back raw) ---------------------
+@pytest.mark.parametrize("kind", ["ras", "lps", "oblique"])
+@pytest.mark.parametrize("reference", [False, True])
+def test_convert_nifti_seg_nrrd_nifti_gives_back_the_same_array_and_affine(tmp_path, capsys, kind, reference):
+    import nibabel as nib
+    import nrrd
+
+    from tests.unit.test_written_on_image_grid import affine_of, ct_values, label_values, save_nifti
+
+    img = save_nifti(tmp_path / "ct.nii.gz", ct_values(), affine_of(kind))
+    save_nifti(tmp_path / "labels.nii.gz", label_values(), img.affine)
+    ref = ["--reference", str(tmp_path / "ct.nii.gz")] if reference else []
+    assert main(["labels", "convert", str(tmp_path / "labels.nii.gz"), str(tmp_path / "mid.seg.nrrd"), *ref]) == 0
+    data, _ = nrrd.read(str(tmp_path / "mid.seg.nrrd"))
+    assert np.array_equal(data, label_values())                        # the middle file too
+    assert main(["labels", "convert", str(tmp_path / "mid.seg.nrrd"), str(tmp_path / "back.nii.gz"), *ref]) == 0
+    back = nib.load(str(tmp_path / "back.nii.gz"))
+    assert np.array_equal(np.asarray(back.dataobj), label_values())
+    if reference:   # the reference's own header: the very same affine and codes
+        assert np.array_equal(back.affine, img.affine) and int(back.header["sform_code"]) == 2
+    else:
+        assert np.allclose(back.affine, img.affine, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("orientation, step", [
+    ((1, 0, 0, 0, 1, 0), (0, 0, -2.5)),       # axial, head to feet
+    ((-1, 0, 0, 0, -1, 0), (0, 0, 2.5)),      # axial turned 180 degrees in plane
+    ((1, 0, 0, 0, 0, -1), (0, 3.0, 0)),       # coronal
+])
+def test_convert_nifti_dicom_seg_nifti_gives_back_the_same_array_and_affine(tmp_path, capsys, orientation, step):
+    """Labels on the DICOM series' grid (as dcm2niix writes it) -> DICOM-SEG -> NIfTI: identical."""
+    import nibabel as nib
+
+    from ctviewer.io.nifti import geometry_to_affine
+    from ctviewer.io.registry import read_volume
+
+    write_ct_series(tmp_path / "ct", orientation, step)
+    stored = read_volume(tmp_path / "ct", canonical=False)          # the files' own slice and pixel order
+    ids = np.random.default_rng(5).choice([0, 1, 3], size=stored.shape).astype(np.uint8)
+    ids[0, 0, 0] = 3
+    nib.save(nib.Nifti1Image(ids.T.copy(), geometry_to_affine(stored)), str(tmp_path / "labels.nii.gz"))
+    _table().write(tmp_path / "labels.labels.json")
+    ref = ["--reference", str(tmp_path / "ct")]
+    assert main(["labels", "convert", str(tmp_path / "labels.nii.gz"), str(tmp_path / "seg.dcm"), *ref]) == 0
+    assert main(["labels", "convert", str(tmp_path / "seg.dcm"), str(tmp_path / "back.nii.gz"), *ref]) == 0
+    first, back = nib.load(str(tmp_path / "labels.nii.gz")), nib.load(str(tmp_path / "back.nii.gz"))
+    assert np.array_equal(np.asarray(back.dataobj), np.asarray(first.dataobj))
+    assert np.allclose(back.affine, first.affine, rtol=0, atol=1e-6)
