@@ -128,17 +128,25 @@ def _shipped():
 
 
 def test_shipped_model_finds_levels_on_a_held_out_synthetic_scan():
+    """On a held-out synthetic scan each level is found within 25 % above the card's largest error on
+    its held-out scans (1.17 mm for L3, 1.48 mm for T12); the middle of the scan, a constant guess, is not."""
+    import json
+
     locator = _shipped()
     from ctviewer.synth import TorsoParams, make_torso
     from ctviewer.workflows.slice_locator.projections import make_projections
 
+    card = json.loads((SHIPPED_DIR / f"{loc.SHIPPED_NAME}.json").read_text())["metrics"]["synthetic_test"]
     torso = make_torso(TorsoParams.random(1_000_500, field_of_view="both"))  # a seed outside the training range
     projections = make_projections(torso.image)
     peaks = locator.peaks(projections)
     for level in ("L3", "T12"):
+        bound = 1.25 * card[level]["max_error_mm"]
         assert peaks[level].in_scan, (level, peaks[level])
         error = abs(projections.row_to_z(peaks[level].row) - torso.levels[level].z_mm)
-        assert error < 10.0, (level, error)
+        assert error <= bound, (level, error, bound)
+        middle = abs(projections.row_to_z(projections.rows / 2) - torso.levels[level].z_mm)
+        assert middle > bound, (level, middle)
 
 
 def test_shipped_model_says_not_in_scan_for_l3_on_a_chest_scan():
