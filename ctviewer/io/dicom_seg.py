@@ -264,3 +264,103 @@ def _colour(description, label_id: int) -> tuple[int, int, int]:
     if value is None:
         return default_colour(label_id)
     return tuple(int(c) for c in hd.color.CIELabColor.from_dicom_value(list(value)).to_rgb(clip=True))
+
+
+def read_dicom_seg_over(path: str | Path, image: Volume) -> LabelMap:
+    """The label map of a DICOM-SEG on ``image``'s grid, each frame put where its position says.
+
+    This is how SEGs written by other tools open over their series: frames may come in any order,
+    empty frames may be left out (dcmqi, highdicom ``omit_empty_frames``), BINARY, FRACTIONAL (a
+    pixel belongs to its segment from half the maximum fraction on, as dcmqi and Slicer binarise)
+    and LABELMAP frames alike. Where segments overlap, a voxel shows the segment of the last frame
+    that holds it, and a warning says how many voxels that was.
+    """
+    import highdicom as hd
+    from pydicom.pixels import iter_pixels
+
+    from ctviewer.io.dicom_headers import Header
+    from ctviewer.io.dicom_series import frames_of
+    from ctviewer.io.label_grid import on_grid_of
+
+    path = Path(path)
+    try:
+        seg = hd.seg.segread(path)
+        numbers = [int(n) for n in seg.get_segment_numbers()]
+        frames = frames_of(Header(path, seg, None))
+        kind = str(seg.get("SegmentationType", "BINARY")).upper()
+        descriptions = [seg.get_segment_description(n) for n in numbers]
+        ids = _ids(descriptions, numbers)
+        lut = np.zeros(max(numbers, default=0) + 1, dtype=np.uint8 if max(ids, default=0) < 256 else np.uint16)
+        lut[numbers] = ids
+        out = np.zeros(image.shape, dtype=lut.dtype)
+        placed = _FramePlacer(image, out, path)
+        half = float(seg.get("MaximumFractionalValue", 255) or 255) / 2
+        for n, (frame, plane) in enumerate(zip(frames, iter_pixels(path)), start=1):
+            if kind == "LABELMAP":
+                values = lut[np.clip(plane, 0, lut.size - 1).astype(np.intp)]
+            else:
+                number = _segment_number(seg, n - 1)
+                inside = plane >= half if kind == "FRACTIONAL" else plane != 0
+                values = np.where(inside, lut[number] if 0 < number < lut.size else 0, 0).astype(lut.dtype)
+            placed.add(frame, values, n)
+    except InputError:
+        raise
+    except Exception as exc:  # highdicom and pydicom raise many kinds on files they cannot use
+        raise InputError(f"cannot read DICOM-SEG: {_why(exc)}", path) from exc
+    table = LabelTable([Label(i, str(d.segment_label), _colour(d, i)) for i, d in zip(ids, descriptions)])
+    name = str(seg.get("SeriesDescription", "") or "") or path.stem
+    volume = Volume(out, name=name, source=str(path),
+                    meta={"format": "dicom-seg", "label_table": table,
+                          "series_uid": str(seg.get("SeriesInstanceUID", ""))})
+    labels = LabelMap(on_grid_of(image, out, volume), table)
+    if placed.overlapping:
+        labels.warnings.append(f"{path.name}: {placed.overlapping} voxel(s) belong to more than one segment; "
+                               "each shows the segment of the last frame that holds it")
+    return labels
+
+
+def _segment_number(seg, index: int) -> int:
+    """The segment a BINARY / FRACTIONAL frame belongs to (per frame, or shared by all frames)."""
+    from ctviewer.io.dicom_headers import first_item
+
+    per_frame = seg.get("PerFrameFunctionalGroupsSequence")
+    groups = [per_frame[index] if per_frame is not None and index < len(per_frame) else None,
+              first_item(seg, "SharedFunctionalGroupsSequence")]
+    for group in groups:
+        item = first_item(group, "SegmentIdentificationSequence")
+        if item is not None and "ReferencedSegmentNumber" in item:
+            return int(item.ReferencedSegmentNumber)
+    return 1 if len(seg.get("SegmentSequence", [])) == 1 else 0
+
+
+class _FramePlacer:
+    """Puts the label ids of one SEG frame after another onto the image's voxels."""
+
+    def __init__(self, image: Volume, out: np.ndarray, path: Path):
+        self.image, self.out, self.path = image, out, path
+        self.overlapping = 0
+
+    def add(self, frame, values: np.ndarray, number: int) -> None:
+        from ctviewer.io.label_grid import plane_on_grid
+
+        if not values.any():
+            return  # an empty frame places nothing, wherever it lies
+        where = plane_on_grid(self.image, frame.position, frame.orientation, frame.pixel_spacing,
+                              frame.rows, frame.columns)
+        if where is None:
+            raise InputError(f"frame {number} does not lie on the image's voxels (another pixel spacing, "
+                             "orientation or slice position): is the SEG made on another series?", self.path)
+        normal, k, rows, columns, row_axis, column_axis = where
+        shape = self.out.shape
+        row_in, column_in = (rows >= 0) & (rows < shape[row_axis]), (columns >= 0) & (columns < shape[column_axis])
+        if not 0 <= k < shape[normal] or values[~row_in].any() or values[:, ~column_in].any():
+            raise InputError(f"frame {number} has labels outside the image (is the SEG made on another series, "
+                             "or on more slices than were opened?)", self.path)
+        index: list = [None, None, None]
+        index[normal] = k
+        index[row_axis] = rows[row_in][:, None]
+        index[column_axis] = columns[column_in][None, :]
+        values = values[np.ix_(row_in, column_in)]
+        before = self.out[tuple(index)]
+        self.overlapping += int(np.count_nonzero((before != 0) & (values != 0) & (before != values)))
+        self.out[tuple(index)] = np.where(values != 0, values, before)

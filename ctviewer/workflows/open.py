@@ -7,7 +7,6 @@ from pathlib import Path
 from ctviewer.data.layers import LabelLayer
 from ctviewer.data.study import Study
 from ctviewer.errors import InputError
-from ctviewer.imaging.orientation import to_canonical
 from ctviewer.io.registry import Loadable, examine, load
 from ctviewer.progress import CancelToken, Progress
 
@@ -53,26 +52,18 @@ def attach_found_labels(study: Study, image_path: str | Path) -> LabelLayer | No
 
 
 def load_labels_for(study: Study, path: str | Path, map_colours: bool = False) -> LabelLayer:
-    """A label map file as a layer of ``study``; refused (not resampled) when grids differ.
+    """A label map file as a layer of ``study``, on the image's grid voxel for voxel: labels stored on
+    a part of it (a cropped Slicer seg.nrrd, a DICOM-SEG without its empty frames) are placed by
+    their geometry; labels between the image's voxels or outside it are refused, never resampled
+    (:func:`ctviewer.io.label_grid.read_labels_over`).
 
     A colour (RGB) label image is refused with :class:`~ctviewer.io.label_files.ColourLabelsError`
     unless ``map_colours`` (each colour becomes one label id).
     """
-    from ctviewer.io.label_files import read_label_map
+    from ctviewer.io.label_grid import read_labels_over
 
     path = Path(path)
-    labels = read_label_map(path, map_colours=map_colours)
-    vol = labels.volume
-    if not study.image.is_photo:
-        vol = to_canonical(vol)
-    if vol.shape != study.image.shape:
-        raise InputError(f"label map is {vol.shape[::-1]} voxels (x, y, z) but the image is "
-                         f"{study.image.shape[::-1]}; refusing to resample silently", path)
-    if not study.image.is_photo and not study.image.same_grid(vol):
-        raise InputError("label map has the image's size but another position or spacing "
-                         f"(label spacing {tuple(round(s, 3) for s in vol.spacing[::-1])} mm, "
-                         f"image {tuple(round(s, 3) for s in study.image.spacing[::-1])} mm)", path)
-    labels.volume = vol
+    labels = read_labels_over(study.image, path, map_colours=map_colours)
     if getattr(labels, "warnings", None):
         study.image.warnings.extend(labels.warnings)
     return LabelLayer(labels, name=path.name.split(".")[0] or "labels")
