@@ -228,3 +228,46 @@ def test_dicom_seg_frames_follow_the_dicom_files(tmp_path, orientation, step):
         assert by_position[position] == source                      # the frame sits on its source file
         label_id = int(numbers[int(group.SegmentIdentificationSequence[0].ReferencedSegmentNumber)].split()[1])
         assert np.array_equal(frame.astype(bool), ids[slice_of[position]] == label_id)
+
+
+# -- soil objects and thin-section predictions -----------------------------------------------------------
+@pytest.mark.parametrize("kind", ["ras", "oblique"])
+def test_soil_objects_lie_on_the_cube_file(tmp_path, capsys, kind):
+    """`ctviewer soil objects` on a cube stored RAS or oblique: each object id sits on the stored
+    voxel whose value falls in its bin (equal-width bins of the value range, as the soil study)."""
+    from ctviewer.cli import main
+
+    values = np.random.default_rng(6).integers(0, 4097, SHAPE).astype(np.uint16)
+    cube = save_nifti(tmp_path / "cube.nii.gz", values, affine_of(kind))
+    assert main(["soil", "objects", str(tmp_path / "cube.nii.gz"), "-o", str(tmp_path / "objects.nii.gz")]) == 0
+    written = nib.load(str(tmp_path / "objects.nii.gz"))
+    low, high = int(values.min()), int(values.max())
+    expected = np.clip(((values.astype(float) - low) / (high - low) * 6).astype(int) + 1, 1, 6)
+    assert np.array_equal(np.asarray(written.dataobj), expected)
+    assert np.array_equal(written.affine, cube.affine)
+
+
+def test_photo_labels_and_predictions_keep_the_photos_pixels(tmp_path):
+    """A photo is never reoriented: labels saved for it, and a thin-section prediction of it, have
+    its rows and columns (compared with Pillow's reading of both files)."""
+    from PIL import Image
+
+    from ctviewer.workflows.thin_section.photos import read_photo_rgb, write_label_image
+    from ctviewer.workflows.thin_section.predict import predict_photo
+
+    rgb = np.random.default_rng(7).integers(0, 256, (37, 53, 3)).astype(np.uint8)
+    Image.fromarray(rgb, "RGB").save(tmp_path / "section.png")
+    red = np.asarray(Image.open(tmp_path / "section.png"))[..., 0] > 127
+
+    def by_red(batch):   # class 1 where the red channel is bright: known pixel by pixel
+        bright = batch[..., 0] > 127 / 255
+        return np.stack([~bright, bright], axis=-1).astype(np.float32)
+
+    ids = predict_photo(read_photo_rgb(tmp_path / "section.png"), by_red, 2, tile=32, overlap=8)
+    write_label_image(ids, tmp_path / "section_classes.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "section_classes.png")) == 1, red)
+
+    photo = read_volume(tmp_path / "section.png")
+    labels = LabelMap(photo.with_array(red[None].astype(np.uint8), modality="", window=None), table())
+    write_label_map(labels, tmp_path / "section_labels.png", image=photo)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "section_labels.png")) == 1, red)
