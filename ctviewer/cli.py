@@ -171,6 +171,7 @@ def cmd_labels_stats(args) -> int:
 
 def cmd_labels_convert(args) -> int:
     from ctviewer.io.label_files import format_suffix, read_label_map, table_sidecar
+    from ctviewer.io.label_grid import read_labels_over
     from ctviewer.io.registry import read_volume
     from ctviewer.io.writers import LABEL_SUFFIXES, write_label_map
 
@@ -181,12 +182,13 @@ def cmd_labels_convert(args) -> int:
     if suffix == ".dcm" and args.reference is None:
         raise InputError("saving a DICOM-SEG needs --reference: the DICOM series the labels were drawn on",
                          args.output)
-    with _colour_hint():
-        labels = read_label_map(args.input, map_colours=args.map_colours)
     image = None
-    if args.reference is not None:
-        image = read_volume(args.reference)  # in display orientation, as the labels were read
-        _check_same_grid(labels.volume, image, args.input)
+    with _colour_hint():
+        if args.reference is None:
+            labels = read_label_map(args.input, map_colours=args.map_colours)
+        else:  # on the reference's grid: a cropped seg.nrrd or a SEG without empty frames is placed
+            image = read_volume(args.reference)  # in display orientation, as the labels are read
+            labels = read_labels_over(image, args.input, map_colours=args.map_colours)
     written = write_label_map(labels, args.output, image=image)
     for warning in labels.warnings:
         print(f"ctviewer: warning: {warning}", file=sys.stderr)
@@ -196,15 +198,6 @@ def cmd_labels_convert(args) -> int:
     where = where.get(suffix, f"table {table_sidecar(written)}")
     print(f"wrote {written}: {len(labels.table)} labels on {x} x {y} x {z} voxels ({where})")
     return EXIT_OK
-
-
-def _check_same_grid(labels, image, path: Path) -> None:
-    """The labels must cover the image's voxels exactly (as workflows.open.load_labels_for asks)."""
-    if labels.shape != image.shape:
-        raise InputError(f"label map is {labels.shape[::-1]} voxels (x, y, z) but the reference image is "
-                         f"{image.shape[::-1]}; refusing to resample silently", path)
-    if not image.is_photo and not image.same_grid(labels):
-        raise InputError("label map has the reference image's size but another position or spacing", path)
 
 
 @contextlib.contextmanager

@@ -225,3 +225,18 @@ def test_seg_nrrd_between_or_outside_the_voxels_is_refused(data, tmp_path):
     _slicer_seg_nrrd(tmp_path / "out.seg.nrrd", ids, moved, {1: "out"}, margin=0)
     with pytest.raises(InputError, match="out.seg.nrrd.*reaches outside the image"):
         load_labels_for(study, tmp_path / "out.seg.nrrd")
+
+
+def test_cropped_seg_nrrd_converted_onto_its_reference(data, tmp_path, capsys):
+    """``labels convert`` with ``--reference``: a NIfTI with the slab's own shape, array order and
+    affine on disk, the liver on the very voxels of the real labels file."""
+    truth = nib.load(data / "abdomen_slab_labels.nii.gz")
+    ids = np.asarray(truth.dataobj)
+    _slicer_seg_nrrd(tmp_path / "liver.seg.nrrd", ids, truth.affine, {LIVER: "liver"})
+    out = tmp_path / "liver.nii.gz"
+    assert main(["labels", "convert", str(tmp_path / "liver.seg.nrrd"), str(out),
+                 "--reference", str(data / "abdomen_slab_ct.nii.gz")]) == 0, capsys.readouterr().err
+    written = nib.load(out)
+    image = nib.load(data / "abdomen_slab_ct.nii.gz")
+    assert written.shape == image.shape and np.allclose(written.affine, image.affine, atol=1e-4)
+    assert np.array_equal(np.asarray(written.dataobj) == LIVER, ids == LIVER)
