@@ -88,6 +88,32 @@ def test_canonical_volume_writes_back_to_the_same_places(tmp_path, kind):
         assert shown.array[tuple(index)] == data[i, j, k]
 
 
+@pytest.mark.parametrize("kind", ["plain", "flipped", "swapped", "oblique", "oblique_flipped"])
+def test_labels_drawn_in_display_order_are_written_in_the_files_order(tmp_path, kind):
+    """Labels on the reoriented (shown) grid are saved with the image file's raw array and affine,
+    checked on disk with nibabel, pynrrd and numpy (not through our reader, which would reorient
+    both files alike and hide a flip or an axis swap)."""
+    import nrrd
+
+    from ctviewer.data.labels import LabelMap
+    from ctviewer.io.writers import write_label_map
+
+    data = np.random.default_rng(1).integers(-1000, 1000, SHAPE).astype(np.int16)
+    ids = np.random.default_rng(2).integers(0, 4, SHAPE).astype(np.uint8)
+    affine = _affine(kind)
+    nib.save(nib.Nifti1Image(data, affine), tmp_path / "ct.nii.gz")
+    nib.save(nib.Nifti1Image(ids, affine), tmp_path / "ids.nii.gz")
+    shown = read_volume(tmp_path / "ct.nii.gz")
+    drawn = LabelMap(shown.with_array(read_label_map(tmp_path / "ids.nii.gz").array.copy()))
+    written = nib.load(write_label_map(drawn, tmp_path / "out.nii.gz", image=shown))
+    on_disk = nib.load(tmp_path / "ct.nii.gz").affine    # float32 in the header: compared exactly
+    assert np.array_equal(np.asarray(written.dataobj), ids) and np.array_equal(written.affine, on_disk)
+    raw, header = nrrd.read(str(write_label_map(drawn, tmp_path / "out.seg.nrrd", image=shown)))
+    assert np.array_equal(raw, ids)
+    assert np.allclose(header["space directions"], (np.diag([-1.0, -1, 1]) @ affine[:3, :3]).T, atol=1e-6)
+    assert np.array_equal(np.load(write_label_map(drawn, tmp_path / "out.npy", image=shown)), ids.T)
+
+
 def test_affine_conversion_is_its_own_inverse():
     for kind in ("plain", "flipped", "swapped", "oblique", "oblique_flipped"):
         spacing, origin, direction = affine_to_geometry(_affine(kind))
