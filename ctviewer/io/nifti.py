@@ -270,7 +270,11 @@ def _descrip(hdr) -> str:
 
 # -- writing -----------------------------------------------------------------------------------
 def write_nifti(volume: Volume, path: Path) -> None:
-    """Write ``volume`` to ``path`` (.nii or .nii.gz) with sform and qform both set (code 1, scanner)."""
+    """Write ``volume`` to ``path`` (.nii or .nii.gz) with sform and qform both set (code 1, scanner).
+
+    A volume on the grid of a NIfTI it was read from (or made from, see ``FILE_GEOMETRY``) gets
+    that file's sform, qform, codes and unit unchanged, as TotalSegmentator reuses its input's header.
+    """
     nib = _nib()
     if volume.is_rgb:
         raise InputError("colour (RGB) images are saved as PNG, not NIfTI", path)

@@ -335,7 +335,8 @@ def read_label_map(path: str | Path) -> LabelMap:
 
 # -- writing -----------------------------------------------------------------------------------
 def write_nrrd(volume: Volume, path: Path, label_table: LabelTable | None = None) -> None:
-    """Write ``volume`` as gzip NRRD in LPS; with ``label_table`` (or a ``.seg.nrrd`` name) it is
+    """Write ``volume`` as gzip NRRD in LPS (or in the space and numbers of the NRRD it was read or
+    made from, see :func:`geometry_header`); with ``label_table`` (or a ``.seg.nrrd`` name) it is
     written as a 3D Slicer segmentation with one ``Segment{N}_*`` set per label."""
     header = geometry_header(volume)
     header["encoding"] = "gzip"

@@ -3,8 +3,11 @@
 ===============================  ==========================================================
 suffix                           what is written
 ===============================  ==========================================================
-``.nii``, ``.nii.gz``            NIfTI-1, sform and qform set (code 1, scanner), RAS on disk
-``.nrrd``                        gzip NRRD, space left-posterior-superior
+``.nii``, ``.nii.gz``            NIfTI-1, sform and qform set (code 1, scanner), RAS on disk;
+                                 a result of a NIfTI image gets that image's sform, qform
+                                 and codes unchanged
+``.nrrd``                        gzip NRRD, space left-posterior-superior; a result of a
+                                 NRRD image gets that image's space, directions and origin
 ``.seg.nrrd``                    3D Slicer segmentation (``Segment{N}_*`` fields)
 ``.npy``                         the array, plus ``NAME.json`` (spacing, origin, direction,
                                  modality) beside it
@@ -19,6 +22,9 @@ written with a ``label_table`` becomes a segmentation), a DICOM-SEG in its segme
 Every other format gets ctviewer's JSON label table beside it, ``NAME.labels.json``
 (``liver.nii.gz`` -> ``liver.labels.json``), which :func:`read_label_map` reads back (it also
 reads an ITK-SNAP ``NAME.label.txt`` there, as older ctviewer versions wrote).
+
+A label map is written on the grid of its image's file (shape, array order, geometry), never in
+the order the views show it: see :func:`write_label_map`.
 
 Every file is written to a temporary name and renamed over the target when complete
 (:func:`ctviewer.io.atomic.atomic_paths`), so a crash never leaves half a file; a file and its
