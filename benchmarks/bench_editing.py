@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 
 from ctviewer.data import LabelLayer, LabelMap, LabelTable, Volume  # noqa: E402
 from ctviewer.editing import LabelEditor  # noqa: E402
+from results import Report  # noqa: E402
 
 SHAPE = (600, 512, 512)
 
@@ -102,19 +103,22 @@ def main() -> None:
     fill, count, voxels = bench_fill(labels)
     background, background_voxels = bench_background_fill(labels)
     history_mb = bench_history(labels)
-    print(f"label map {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]} uint8 ({labels.nbytes / 2**20:.0f} MiB)")
-    print("| what | ours | reference (same run) | ratio | target |")
-    print("| --- | --- | --- | --- | --- |")
-    print(f"| brush dab, radius 10 px (median of 200) | {dab * 1e3:.3f} ms | "
-          f"copy of one 512x512 slice {slice_copy * 1e3:.3f} ms | {dab / slice_copy:.1f} slice copies | "
-          f"< 1 ms: {'PASS' if dab < 1e-3 else 'FAIL'} |")
-    print(f"| 3-D flood fill, {voxels / 1e6:.1f} M voxels (best of 3) | {fill:.3f} s | "
-          f"count_nonzero(volume == 1) {count:.3f} s | {fill / count:.1f} passes | "
-          f"< 1 s: {'PASS' if fill < 1 else 'FAIL'} |")
-    print(f"| 3-D fill of the background around it, {background_voxels / 1e6:.0f} M voxels | {background:.2f} s | "
-          f"count_nonzero(volume == 1) {count:.3f} s | {background / count:.0f} passes | (no target) |")
-    print(f"| history of 1000 strokes (10 dabs, radius 10 px) | {history_mb:.1f} MB | | | "
-          f"< 50 MB: {'PASS' if history_mb < 50 else 'FAIL'} |")
+    out = Report(__file__, "Label editing: brush, flood fill, undo history")
+    out(f"label map {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]} uint8 ({labels.nbytes / 2**20:.0f} MiB)")
+    out()
+    out("| what | ours | reference (same run) | ratio | target |")
+    out("| --- | --- | --- | --- | --- |")
+    out(f"| brush dab, radius 10 px (median of 200) | {dab * 1e3:.3f} ms | "
+        f"copy of one 512x512 slice {slice_copy * 1e3:.3f} ms | {dab / slice_copy:.1f} slice copies | "
+        f"< 1 ms: {'PASS' if dab < 1e-3 else 'FAIL'} |")
+    out(f"| 3-D flood fill, {voxels / 1e6:.1f} M voxels (best of 3) | {fill:.3f} s | "
+        f"count_nonzero(volume == 1) {count:.3f} s | {fill / count:.1f} passes | "
+        f"< 1 s: {'PASS' if fill < 1 else 'FAIL'} |")
+    out(f"| 3-D fill of the background around it, {background_voxels / 1e6:.0f} M voxels | {background:.2f} s | "
+        f"count_nonzero(volume == 1) {count:.3f} s | {background / count:.0f} passes | (no target) |")
+    out(f"| history of 1000 strokes (10 dabs, radius 10 px) | {history_mb:.1f} MB | | | "
+        f"< 50 MB: {'PASS' if history_mb < 50 else 'FAIL'} |")
+    out.save(markdown=True)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ the model at the layer, the forward pass, the gradient, the weighted sum, the up
 measured in the same run so the ratio travels across machines, is one plain forward pass of the same
 slice (``predict_on_batch``). Each figure: the median of 7 runs after 2 warm-ups.
 
-    .venv/bin/python benchmarks/bench_grad_cam.py [--layer block5_conv3] [--runs 7]
+    .venv/bin/python benchmarks/bench_grad_cam.py [--layer block5_conv3] [--runs 7] [--no-record]
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from results import Report  # noqa: E402  (benchmarks/, the script's folder)
 
 CONFIG = REPO / "models" / "configs" / "soil_vgg16.toml"
 TARGET_S = 0.5
@@ -42,6 +44,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layer", default="block5_conv3")
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
 
     from ctviewer.ml import registry
@@ -67,12 +70,14 @@ def main() -> int:
     forward_s = median_time(lambda: model.predict_on_batch(image), args.runs)
     early_s = median_time(lambda: explain.grad_cam(model, image[0], "block1_conv2"), args.runs)
     load = os.getloadavg()[0]
-    verdict = "PASS" if grad_cam_s < TARGET_S else "FAIL"
-    print(f"model: {which}; slice {index} of a {cube.shape[0]}x{cube.shape[1]}x{cube.shape[2]} synthetic cube; "
-          f"load average {load:.1f}")
-    print(f"Grad-CAM of {args.layer} (input + map): {grad_cam_s * 1000:.0f} ms  [{verdict}, target < {TARGET_S} s]")
-    print(f"Grad-CAM of block1_conv2 (largest maps): {early_s * 1000:.0f} ms")
-    print(f"reference, one forward pass: {forward_s * 1000:.0f} ms  (Grad-CAM = {grad_cam_s / forward_s:.1f}x)")
+    out = Report(__file__, "Grad-CAM for one soil slice")
+    out(f"model: {which}; slice {index} of a {cube.shape[0]}x{cube.shape[1]}x{cube.shape[2]} synthetic cube; "
+        f"load average {load:.1f}")
+    out(f"Grad-CAM of {args.layer} (input + map): {grad_cam_s * 1000:.0f} ms")
+    out(f"Grad-CAM of block1_conv2 (largest maps): {early_s * 1000:.0f} ms")
+    out(f"reference, one forward pass: {forward_s * 1000:.0f} ms  (Grad-CAM = {grad_cam_s / forward_s:.1f}x)")
+    out.verdict(f"Grad-CAM under {TARGET_S} s", grad_cam_s < TARGET_S, f"{grad_cam_s:.2f} s")
+    out.save(not args.no_record)
     return 0
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from results import Report  # benchmarks/, the script's own folder
+
 ROWS = COLUMNS = 512
 SPACING = 0.7
 STEP = 1.25
@@ -120,6 +122,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
 
     folder = series_folder(args.slices)
@@ -140,13 +143,14 @@ def main() -> int:
         theirs = float("nan")
     ratio, nbytes = peak_ratio(folder)
 
-    print(f"series: {folder} ({args.slices} x {ROWS} x {COLUMNS} int16, {nbytes / 2**20:.0f} MiB)")
-    print(f"ctviewer   best of {args.repeat}: {ours:.3f} s")
-    print(f"SimpleITK  best of {args.repeat}: {theirs:.3f} s")
-    print(f"time ratio ctviewer / SimpleITK: {ours / theirs:.2f}  "
-          f"(target <= 1.0, goal <= 0.5): {'PASS' if ours <= theirs else 'FAIL'}")
-    print(f"peak memory / volume bytes: {ratio:.2f}  (target < 1.5): {'PASS' if ratio < 1.5 else 'FAIL'}")
-    return 0 if ours <= theirs and ratio < 1.5 else 1
+    out = Report(__file__, "DICOM series load")
+    out(f"series: {folder} ({args.slices} x {ROWS} x {COLUMNS} int16, {nbytes / 2**20:.0f} MiB)")
+    out(f"ctviewer   best of {args.repeat}: {ours:.3f} s")
+    out(f"SimpleITK  best of {args.repeat}: {theirs:.3f} s")
+    out(f"time ratio ctviewer / SimpleITK: {ours / theirs:.2f}  (goal <= 0.5)")
+    out.verdict("time <= SimpleITK's", ours <= theirs, f"ratio {ours / theirs:.2f}")
+    out.verdict("peak memory under 1.5x the volume's bytes", ratio < 1.5, f"{ratio:.2f}x")
+    return 0 if out.save(not args.no_record) else 1
 
 
 if __name__ == "__main__":

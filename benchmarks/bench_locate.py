@@ -22,6 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from results import Report  # noqa: E402  (benchmarks/, the script's own folder)
+
 import numpy as np  # noqa: E402
 
 from ctviewer.data.volume import Volume  # noqa: E402
@@ -76,13 +78,15 @@ def main() -> None:
     p = make_projections(vol)
     inference = best(lambda: loc.heatmaps(p))
     total = best(lambda: locate(vol, loc))
-    print(f"{vol.name}: {vol.shape[0]} slices of {vol.shape[1]}x{vol.shape[2]}, model: {which}, "
-          f"{os.cpu_count()} CPUs")
-    print(f"  reference numpy max over rows      {reference * 1000:7.0f} ms   1.0x")
-    print(f"  projections (mask, 2 MIPs, 1 mm)   {projection * 1000:7.0f} ms   {projection / reference:.1f}x")
-    print(f"  network inference ({p.rows} rows)     {inference * 1000:7.0f} ms   {inference / reference:.1f}x")
-    print(f"  locate L3 + T12 (all of it)        {total * 1000:7.0f} ms   {total / reference:.1f}x")
-    print(f"  target: under 1000 ms — {'PASS' if total < 1.0 else 'FAIL'}")
+    out = Report(__file__, "Locating L3 and T12")
+    out(f"{vol.name}: {vol.shape[0]} slices of {vol.shape[1]}x{vol.shape[2]}, model: {which}, "
+        f"{os.cpu_count()} CPUs")
+    out(f"  reference numpy max over rows      {reference * 1000:7.0f} ms   1.0x")
+    out(f"  projections (mask, 2 MIPs, 1 mm)   {projection * 1000:7.0f} ms   {projection / reference:.1f}x")
+    out(f"  network inference ({p.rows} rows)     {inference * 1000:7.0f} ms   {inference / reference:.1f}x")
+    out(f"  locate L3 + T12 (all of it)        {total * 1000:7.0f} ms   {total / reference:.1f}x")
+    out.verdict("under 1000 ms", total < 1.0, f"{total * 1000:.0f} ms")
+    out.save("--no-record" not in sys.argv)
 
 
 if __name__ == "__main__":

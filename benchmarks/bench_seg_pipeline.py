@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from ctviewer.ml.training import TrainConfig  # noqa: E402
+from results import Report  # noqa: E402  (benchmarks/, the script's own folder)
 
 CONFIGS = {2: REPO / "models/configs/liver_unet2d.toml", 3: REPO / "models/configs/spine_unet3d.toml"}
 
@@ -133,29 +134,35 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="batches timed per measurement")
     parser.add_argument("--studies", type=int, default=3, help="synthetic torsos per task (one goes to validation)")
     parser.add_argument("--only", choices=("2d", "3d"))
+    parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     from ctviewer.ml.backend import backend_name
 
     rows = [bench(d, args.studies, args.steps) for d in (2, 3) if args.only in (None, f"{d}d")]
     load = os.getloadavg()[0]
-    print(f"\n{os.cpu_count()} CPUs, load average {load:.1f}, Keras backend {backend_name()}; medians of "
-          f"{args.steps}+ batches")
-    print("| task | batch | data / batch (crop + augment) | step (train_on_batch) | data / step | share "
-          "| fit s/step: in memory / real PyDataset | stall | target share < 10 % |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    out = Report(__file__, "Segmentation training input pipeline")
+    out(f"{os.cpu_count()} CPUs, load average {load:.1f}, Keras backend {backend_name()}; medians of "
+        f"{args.steps}+ batches")
+    out()
+    out("| task | batch | data / batch (crop + augment) | step (train_on_batch) | data / step | share "
+        "| fit s/step: in memory / real PyDataset | stall | target share < 10 % |")
+    out("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         share = r["data_s"] / (r["data_s"] + r["step_s"])
         stall = max(0.0, r["fit_real_s"] - r["fit_memory_s"]) / r["fit_real_s"]
         size = "×".join(str(n) for n in r["size"])
-        print(f"| segmentation_{r['dims']}d | {r['batch']} × {size} | {1000 * r['data_s']:.0f} ms "
-              f"({1000 * r['crop_s']:.0f} + {1000 * r['augment_s']:.0f}) | {1000 * r['step_s']:.0f} ms "
-              f"| {100 * r['data_s'] / r['step_s']:.1f} % | {100 * share:.1f} % "
-              f"| {1000 * r['fit_memory_s']:.0f} / {1000 * r['fit_real_s']:.0f} ms | {100 * stall:.1f} % "
-              f"| {'PASS' if share < 0.10 else 'FAIL'} |")
+        out(f"| segmentation_{r['dims']}d | {r['batch']} × {size} | {1000 * r['data_s']:.0f} ms "
+            f"({1000 * r['crop_s']:.0f} + {1000 * r['augment_s']:.0f}) | {1000 * r['step_s']:.0f} ms "
+            f"| {100 * r['data_s'] / r['step_s']:.1f} % | {100 * share:.1f} % "
+            f"| {1000 * r['fit_memory_s']:.0f} / {1000 * r['fit_real_s']:.0f} ms | {100 * stall:.1f} % "
+            f"| {'PASS' if share < 0.10 else 'FAIL'} |")
+        out.passed.append(share < 0.10)
     for r in rows:
-        print(f"segmentation_{r['dims']}d: PyDataset workers={r['workers']}, "
-              f"use_multiprocessing={r['multiprocessing']}; load_data ({r['studies']} training studies) "
-              f"{r['load_s']:.1f} s")
+        out(f"segmentation_{r['dims']}d: PyDataset workers={r['workers']}, "
+            f"use_multiprocessing={r['multiprocessing']}; load_data ({r['studies']} training studies) "
+            f"{r['load_s']:.1f} s")
+    out()
+    out.save(not args.no_record, markdown=True)
 
 
 if __name__ == "__main__":

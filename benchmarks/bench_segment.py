@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from bench_locate import best, scan  # noqa: E402  (same folder: the cached synthetic torso)
+from results import Report  # noqa: E402  (benchmarks/, the script's own folder)
 from ctviewer.data.volume import Volume  # noqa: E402
 from ctviewer.workflows.segmentation.inference import predict_sliding_window  # noqa: E402
 from ctviewer.workflows.segmentation.prepare import resample, resample_to_shape, window01  # noqa: E402
@@ -63,7 +64,7 @@ def liver_model():
     return model, SegSettings(dims=2, multiple=size_multiple(model)), "untrained 2-D U-Net (16..256 filters)"
 
 
-def bench_2d(torso: Volume) -> tuple[float, float]:
+def bench_2d(out, torso: Volume) -> tuple[float, float]:
     vol = Volume(torso.array[::2].copy(), spacing=(torso.spacing[0] * 2, *torso.spacing[1:]),
                  origin=torso.origin, modality="CT", name="synthetic torso 512x512, 2.5 mm slices")
     model, settings, which = liver_model()
@@ -81,21 +82,21 @@ def bench_2d(torso: Volume) -> tuple[float, float]:
     _, up = timed(lambda: resample_to_shape(probs, vol.shape, order=1))
     del probs, small
     result, total = timed(lambda: segment_volume(vol, predict, settings))
-    print(f"2-D: {vol.name}: {vol.shape[0]} slices of {vol.shape[1]}x{vol.shape[2]}, working spacing "
-          f"{working[1]:g} mm ({pad[0]}x{pad[1]} px after padding), model: {which}, {os.cpu_count()} CPUs")
-    print(f"  reference np.copy of the windowed scan    {reference:7.2f} s    1.0x")
-    print(f"  resample to the working grid (alone)      {down:7.2f} s   {down / reference:5.1f}x")
-    print(f"  one batch of 8 slices through the network {one_batch:7.2f} s   {one_batch / reference:5.1f}x"
-          f"   (first call, tracing: {first_call:.2f} s)")
-    print(f"  resample probabilities back (alone)       {up:7.2f} s   {up / reference:5.1f}x")
-    print(f"  segment the scan, all of it               {total:7.2f} s   {total / reference:5.1f}x"
-          f"   ({sum(result.voxels.values())} voxels painted)")
-    print(f"  target: under 20 s — {'PASS' if total < 20 else 'FAIL'}")
-    print(f"  peak memory so far {peak_rss_gb():.2f} GB")
+    out(f"2-D: {vol.name}: {vol.shape[0]} slices of {vol.shape[1]}x{vol.shape[2]}, working spacing "
+        f"{working[1]:g} mm ({pad[0]}x{pad[1]} px after padding), model: {which}, {os.cpu_count()} CPUs")
+    out(f"  reference np.copy of the windowed scan    {reference:7.2f} s    1.0x")
+    out(f"  resample to the working grid (alone)      {down:7.2f} s   {down / reference:5.1f}x")
+    out(f"  one batch of 8 slices through the network {one_batch:7.2f} s   {one_batch / reference:5.1f}x"
+        f"   (first call, tracing: {first_call:.2f} s)")
+    out(f"  resample probabilities back (alone)       {up:7.2f} s   {up / reference:5.1f}x")
+    out(f"  segment the scan, all of it               {total:7.2f} s   {total / reference:5.1f}x"
+        f"   ({sum(result.voxels.values())} voxels painted)")
+    out.verdict("2-D segmentation of the scan under 20 s", total < 20, f"{total:.1f} s")
+    out(f"  peak memory so far {peak_rss_gb():.2f} GB")
     return total, peak_rss_gb()
 
 
-def bench_3d(torso: Volume, patch: int, overlap: float, batch_size: int) -> float:
+def bench_3d(out, torso: Volume, patch: int, overlap: float, batch_size: int) -> float:
     from ctviewer.ml.unet import build_unet_3d, size_multiple
 
     image = window01(torso.array[72:328, ::2, ::2], (-1000.0, 400.0))
@@ -113,13 +114,13 @@ def bench_3d(torso: Volume, patch: int, overlap: float, batch_size: int) -> floa
     _, total = timed(lambda: predict_sliding_window(image, counting, patch=(patch,) * 3, overlap=overlap,
                                                     batch_size=batch_size, multiple=size_multiple(model)))
     n = sum(calls)
-    print(f"3-D: {image.shape[0]}x{image.shape[1]}x{image.shape[2]} volume, untrained 3-D U-Net (base 16, "
-          f"depth 4), patches {patch}^3, overlap {overlap:g}, batches of {batch_size}: {n} patches")
-    print(f"  reference: one patch through the network  {forward:7.2f} s    1.0x   (first call, tracing: "
-          f"{first_call:.2f} s)")
-    print(f"  sliding window, all of it                 {total:7.2f} s   {total / forward:5.1f}x   "
-          f"({total / forward / n:.2f}x the bare network time of its {n} patches)")
-    print(f"  target: under 60 s — {'PASS' if total < 60 else 'FAIL'}")
+    out(f"3-D: {image.shape[0]}x{image.shape[1]}x{image.shape[2]} volume, untrained 3-D U-Net (base 16, "
+        f"depth 4), patches {patch}^3, overlap {overlap:g}, batches of {batch_size}: {n} patches")
+    out(f"  reference: one patch through the network  {forward:7.2f} s    1.0x   (first call, tracing: "
+        f"{first_call:.2f} s)")
+    out(f"  sliding window, all of it                 {total:7.2f} s   {total / forward:5.1f}x   "
+        f"({total / forward / n:.2f}x the bare network time of its {n} patches)")
+    out.verdict("3-D sliding window under 60 s", total < 60, f"{total:.1f} s")
     return total
 
 
@@ -129,15 +130,17 @@ def main() -> None:
     parser.add_argument("--overlap", type=float, default=0.25)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--only", choices=("2d", "3d"))
+    parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     torso = scan()
+    out = Report(__file__, "Segmentation inference")
     if args.only != "3d":
-        bench_2d(torso)
+        bench_2d(out, torso)
     if args.only != "2d":
-        bench_3d(torso, args.patch, args.overlap, args.batch)
+        bench_3d(out, torso, args.patch, args.overlap, args.batch)
     peak = peak_rss_gb()
-    print(f"peak memory (resident, whole process): {peak:.2f} GB — target under 3 GB: "
-          f"{'PASS' if peak < 3 else 'FAIL'}")
+    out.verdict("peak memory (resident, whole process) under 3 GB", peak < 3, f"{peak:.2f} GB")
+    out.save(not args.no_record)
 
 
 if __name__ == "__main__":

@@ -7,15 +7,14 @@ counted. Peak memory is the process's peak resident size (VmHWM, reset through
 ``/proc/self/clear_refs``) above its size with the cube loaded. Reference measured in the same run:
 one ``scipy.ndimage.label`` pass over the pore mask.
 
-Run: ``.venv/bin/python benchmarks/bench_soil_pores.py [--size 400] [--no-record]``; appends or
-replaces the "Pore statistics" section of benchmarks/RESULTS.md.
+Run: ``.venv/bin/python benchmarks/bench_soil_pores.py [--size 400] [--no-record]``; replaces its
+section of benchmarks/RESULTS.md (through benchmarks/results.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,8 +27,8 @@ sys.path.insert(0, str(HERE.parent))
 from ctviewer.synth.soil import SoilParams, make_soil_cube  # noqa: E402
 from ctviewer.workflows.soil.objects import density_objects  # noqa: E402
 from ctviewer.workflows.soil.pores import pore_stats  # noqa: E402
+from results import record  # noqa: E402
 
-SECTION = "## Pore statistics (issue 7)"
 TARGET_S = 30.0
 
 
@@ -104,9 +103,7 @@ def report(r: dict) -> str:
         steps.append(f"{message.lower()} {nxt[0] - start:.1f} s")
     verdict = lambda ok: "PASS" if ok else "FAIL"  # noqa: E731
     return "\n".join([
-        SECTION, "",
-        f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"load average {r['load'][0]:.1f} / {r['load'][1]:.1f} / {r['load'][2]:.1f} during the run. "
+        f"Load average {r['load'][0]:.1f} / {r['load'][1]:.1f} / {r['load'][2]:.1f} during the run. "
         f"`benchmarks/bench_soil_pores.py`: synthetic soil cube {r['size']}³ int16 ({r['cube_mb']:.0f} MiB, "
         f"made in {r['made_s']:.0f} s), objects by six equal-width bins, `pore_stats` of object 1 "
         f"(porosity {100 * s.porosity:.1f} %, {s.clusters:,d} clusters, Euler number {s.euler_number}, "
@@ -126,16 +123,6 @@ def report(r: dict) -> str:
     ]).rstrip() + "\n"
 
 
-def record(text: str) -> None:
-    path = HERE / "RESULTS.md"
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    if SECTION in old:
-        head, _, rest = old.partition(SECTION)
-        nxt = rest.find("\n## ")
-        old = head + (rest[nxt + 1:] if nxt >= 0 else "")
-    path.write_text(old.rstrip("\n") + "\n\n" + text, encoding="utf-8")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=400)
@@ -145,7 +132,7 @@ def main() -> int:
     text = report(result)
     print(text)
     if not args.no_record:
-        record(text)
+        record(__file__, "Pore statistics", text.splitlines())
     total = result["objects_s"] + result["pores_s"]
     return 0 if total < TARGET_S and result["peak_mb"] < 4 * result["cube_mb"] else 1
 

@@ -9,14 +9,13 @@ equal-width density objects. Measured in one run:
   * a 30-frame orbit (12° per frame, 800×600, offscreen Mesa) with the coarse meshes, as while the
     user drags, and the still render after the drag; the full-resolution meshes for comparison.
 
-Run: ``.venv/bin/python benchmarks/bench_soil_surfaces.py [--no-record]``; appends to RESULTS.md.
+Run: ``.venv/bin/python benchmarks/bench_soil_surfaces.py [--no-record]``; replaces its section of RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from app.views import scene3d  # noqa: E402
 from app.views.render_offscreen import offscreen_window  # noqa: E402
 from ctviewer.synth.soil import SoilParams, make_soil_cube  # noqa: E402
 from ctviewer.workflows.soil.objects import density_objects  # noqa: E402
+from results import record  # noqa: E402
 
 SHAPE = (400, 200, 200)
 
@@ -94,10 +94,7 @@ def main() -> int:
     target = "PASS" if t_full < 2.0 else "FAIL"
     smooth = "PASS" if ms_moving < 50 else "FAIL"
     text = "\n".join([
-        "## Soil density objects in 3D (issue 7)",
-        "",
-        f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"load average up to {load:.1f} (other work on the same cores). `benchmarks/bench_soil_surfaces.py`: "
+        f"Load average up to {load:.1f} during the run. "
         f"make_soil_cube {SHAPE[0]}×{SHAPE[1]}×{SHAPE[2]} ({t_cube:.1f} s), six equal-width density objects "
         f"({t_split:.2f} s; voxels per object {np.bincount(objects.array.ravel(), minlength=7)[1:].tolist()}); "
         f"triangles per object at full resolution {[n_full[k] for k in sorted(n_full)]}. Offscreen Mesa 800×600.",
@@ -113,8 +110,7 @@ def main() -> int:
     ])
     print(text)
     if not args.no_record:
-        with open(HERE / "RESULTS.md", "a", encoding="utf-8") as f:
-            f.write("\n" + text)
+        record(__file__, "Soil density objects in 3D", text.splitlines())
     return 0
 
 

@@ -5,15 +5,13 @@ References measured in the same run, on the same data:
   * skimage.measure.marching_cubes on one label's mask (the seed scripts' tool), times six;
   * vtkFlyingEdges3D isosurface of the grey volume (for scale).
 
-Run: ``.venv/bin/python benchmarks/bench_surfaces.py [--repeat N] [--no-record]``; appends or
-replaces the "3D surfaces" section of benchmarks/RESULTS.md.
+Run: ``.venv/bin/python benchmarks/bench_surfaces.py [--repeat N] [--no-record]``; replaces its section
+of benchmarks/RESULTS.md (through benchmarks/results.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -26,9 +24,7 @@ sys.path.insert(0, str(HERE.parent))
 from app.views import scene3d  # noqa: E402
 from ctviewer.data.labels import LabelMap  # noqa: E402
 from ctviewer.data.volume import Volume  # noqa: E402
-
-SECTION = "## 3D surfaces"
-
+from results import record  # noqa: E402
 
 def density_bins(shape=(400, 200, 200), bins: int = 6, seed: int = 0) -> tuple[Volume, LabelMap]:
     """Smooth random 'density' (blobs a few voxels across) cut into equal-count bins 1..6."""
@@ -118,10 +114,7 @@ def main() -> int:
     lines = [f"| {name} | {t:.2f} s | {r:.1f}× |" for name, t, r in rows]
     verdict = "PASS" if ours < 2.0 else "FAIL"
     report = "\n".join([
-        SECTION,
-        "",
-        f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, best of {args.repeat}. Volume 400×200×200 (16 M voxels), "
+        f"Best of {args.repeat}. Volume 400×200×200 (16 M voxels), "
         f"six equal-count density bins of smooth noise: {triangles / 1e6:.1f} M triangles in all.",
         "",
         "| what | time | vs ours |",
@@ -136,23 +129,8 @@ def main() -> int:
     ])
     print(report)
     if not args.no_record:
-        record(report)
+        record(__file__, "3D surfaces", report.splitlines())
     return 0 if ours < 2.0 else 1
-
-
-def record(report: str) -> None:
-    """Append this section to RESULTS.md, replacing an older copy of it, never other sections."""
-    path = HERE / "RESULTS.md"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + report + ("\n" + text[nxt + 1:] if nxt != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + report
-    tmp = path.with_suffix(".md.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

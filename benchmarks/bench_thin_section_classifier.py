@@ -23,6 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from results import Report  # noqa: E402  (benchmarks/, the script's own folder)
+
 import numpy as np  # noqa: E402
 
 from ctviewer.imaging.bins import PUBLISHED_THRESHOLDS, gray_level_bins, luminance  # noqa: E402
@@ -83,7 +85,8 @@ def update(clf: PixelClassifier, scribbles: np.ndarray) -> tuple[float, float, f
 
 def main() -> None:
     rgb, truth, what = load_photo()
-    print(f"photo: {what}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
+    out = Report(__file__, "Live pixel classifier")
+    out(f"photo: {what}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
     bins_s, _ = median_of(lambda: gray_level_bins(luminance(rgb), PUBLISHED_THRESHOLDS, 1.0))
     loads = {"a few strokes": scribble(truth, 6, 4), "heavy": scribble(truth, 20, 15)}
     configs = [("defaults: 32 trees, 1000 px/class", {}),
@@ -91,10 +94,10 @@ def main() -> None:
                ("1500 px/class, trees on all of them", {"max_per_class": 1500, "max_tree_samples": 10**9})]
     clf = PixelClassifier()
     features_s, _ = median_of(lambda: clf.set_image(rgb), repeats=2)
-    print(f"reference: gray-level bins of the photo {bins_s * 1000:.0f} ms; "
-          f"features once per photo ({clf.features.shape[-1]} per pixel) {features_s:.2f} s")
-    print(f"{'scribbles':<14} {'classifier':<36} {'pixels':>7} {'fit':>7} {'predict':>8} {'update':>7} "
-          f"{'vs features':>11} {'vs bins':>8} {'agree':>6}")
+    out(f"reference: gray-level bins of the photo {bins_s * 1000:.0f} ms; "
+        f"features once per photo ({clf.features.shape[-1]} per pixel) {features_s:.2f} s")
+    out(f"{'scribbles':<14} {'classifier':<36} {'pixels':>7} {'fit':>7} {'predict':>8} {'update':>7} "
+        f"{'vs features':>11} {'vs bins':>8} {'agree':>6}")
     verdict = None
     for label, kwargs in configs:
         variant = PixelClassifier(**kwargs)
@@ -103,13 +106,14 @@ def main() -> None:
         for load, scribbles in loads.items():
             fit, predict, ids = update(variant, scribbles)
             total = fit + predict
-            print(f"{load:<14} {label:<36} {np.count_nonzero(scribbles):>7} {fit:>6.2f}s {predict:>7.2f}s "
-                  f"{total:>6.2f}s {total / features_s:>10.2f}x {total / bins_s:>7.0f}x "
-                  f"{np.mean(ids == truth):>6.3f}")
+            out(f"{load:<14} {label:<36} {np.count_nonzero(scribbles):>7} {fit:>6.2f}s {predict:>7.2f}s "
+                f"{total:>6.2f}s {total / features_s:>10.2f}x {total / bins_s:>7.0f}x "
+                f"{np.mean(ids == truth):>6.3f}")
             if not kwargs:
                 verdict = max(verdict or 0.0, total)
-    print(f"target: update after a scribble under {TARGET_S:g} s with the defaults: "
-          f"{'PASS' if verdict < TARGET_S else 'FAIL'} (slowest {verdict:.2f} s)")
+    out.verdict(f"update after a scribble under {TARGET_S:g} s with the defaults", verdict < TARGET_S,
+                f"slowest {verdict:.2f} s")
+    out.save("--no-record" not in sys.argv)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from results import Report  # noqa: E402  (benchmarks/, the script's own folder)
+
 import numpy as np  # noqa: E402
 
 from ctviewer.imaging.bins import thin_section_table  # noqa: E402
@@ -92,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ctviewer-bench-thin-"))
     os.environ["CTVIEWER_MODELS_DIR"] = str(work / "models")
@@ -110,13 +113,14 @@ def main() -> None:
     per_batch = best(lambda: tile_fn(batch))
     reference = per_batch * math.ceil(tiles / args.batch)
     ids, total = timed(lambda: predict.segment_photo(big, entry, tile=args.tile, batch_size=args.batch))
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; model: {which}; photos: {source}")
-    print(f"2000x3000 photo, tiles {args.tile} (overlap 64), batches of {args.batch}: {tiles} tiles")
-    print(f"  reference: network alone on {tiles} tiles   {reference:7.2f} s    1.0x   "
-          f"(one batch {per_batch:.2f} s; first call, tracing: {first:.2f} s)")
-    print(f"  segment_photo, all of it                 {total:7.2f} s   {total / reference:5.2f}x   "
-          f"(classes found: {', '.join(str(i) for i in np.unique(ids))})")
-    print(f"  target: under {TARGET_S:.0f} s — {'PASS' if total < TARGET_S else 'FAIL'}")
+    out = Report(__file__, "Thin-section prediction at full resolution")
+    out(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; model: {which}; photos: {source}")
+    out(f"2000x3000 photo, tiles {args.tile} (overlap 64), batches of {args.batch}: {tiles} tiles")
+    out(f"  reference: network alone on {tiles} tiles   {reference:7.2f} s    1.0x   "
+        f"(one batch {per_batch:.2f} s; first call, tracing: {first:.2f} s)")
+    out(f"  segment_photo, all of it                 {total:7.2f} s   {total / reference:5.2f}x   "
+        f"(classes found: {', '.join(str(i) for i in np.unique(ids))})")
+    out.verdict(f"one 2000x3000 photo under {TARGET_S:.0f} s", total < TARGET_S, f"{total:.1f} s")
 
     folder = work / "seed_size"
     folder.mkdir()
@@ -127,11 +131,12 @@ def main() -> None:
     _, first_whole = timed(lambda: tile_fn(whole))
     reference = best(lambda: tile_fn(whole)) * 12
     result, total = timed(lambda: predict.predict_folder(folder, work / "out", entry, tile=args.tile))
-    print(f"folder of 12 photos of 416x608 (one tile each), all outputs written: {len(result)} predicted")
-    print(f"  reference: network alone, 12 x one photo  {reference:7.2f} s    1.0x   "
-          f"(first call at this size, tracing: {first_whole:.2f} s)")
-    print(f"  predict_folder, all of it                {total:7.2f} s   {total / reference:5.2f}x")
-    print(f"  target: under {TARGET_S:.0f} s — {'PASS' if total < TARGET_S else 'FAIL'}")
+    out(f"folder of 12 photos of 416x608 (one tile each), all outputs written: {len(result)} predicted")
+    out(f"  reference: network alone, 12 x one photo  {reference:7.2f} s    1.0x   "
+        f"(first call at this size, tracing: {first_whole:.2f} s)")
+    out(f"  predict_folder, all of it                {total:7.2f} s   {total / reference:5.2f}x")
+    out.verdict(f"12 photos under {TARGET_S:.0f} s", total < TARGET_S, f"{total:.1f} s")
+    out.save(not args.no_record)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from results import Report  # noqa: E402  (benchmarks/, the script's own folder)
+
 ROWS, WIDTH, BATCH, TRAIN_SAMPLES, VAL_SAMPLES, EPOCHS = 384, 256, 4, 24, 6, 3
 TICK_MS, SCROLL_EVERY = 10, 5
 
@@ -205,24 +207,26 @@ def main():
     ref_rate = steady_rate(batch_ends)
 
     idle_gaps = idle.gaps_ms()
+    out = Report(__file__, "GUI while a model trains")
     worst, p99 = float(training.max()), float(np.percentile(training, 99))
-    print(f"slice locator (384x256x2 projections, batch {BATCH}) training from the model dock (child process), "
-          f"user scrolling the axial view at {1000 // (TICK_MS * SCROLL_EVERY)} slices/s, "
-          f"{TICK_MS} ms probe timer; TensorFlow imported into the GUI process: {tf_in_gui}")
-    print(f"  event-loop stalls while training: max {worst:.0f} ms, 99th percentile {p99:.0f} ms "
-          f"({len(training)} ticks over {ended - first_batch:.0f} s); "
-          f"target no stall over 100 ms: {'PASS' if worst <= 100 else 'FAIL'}")
-    print(f"  scrolling with nothing training (reference): max {idle_gaps.max():.0f} ms, "
-          f"99th percentile {np.percentile(idle_gaps, 99):.0f} ms")
-    print(f"  start of the training (child start, TensorFlow import, model build, data, first-batch tracing; "
-          f"{first_batch - started:.1f} s): max stall {warmup.max():.0f} ms, "
-          f"99th percentile {np.percentile(warmup, 99):.0f} ms")
+    out(f"slice locator (384x256x2 projections, batch {BATCH}) training from the model dock (child process), "
+        f"user scrolling the axial view at {1000 // (TICK_MS * SCROLL_EVERY)} slices/s, "
+        f"{TICK_MS} ms probe timer; TensorFlow imported into the GUI process: {tf_in_gui}")
+    out(f"  event-loop stalls while training: max {worst:.0f} ms, 99th percentile {p99:.0f} ms "
+        f"({len(training)} ticks over {ended - first_batch:.0f} s)")
+    out(f"  scrolling with nothing training (reference): max {idle_gaps.max():.0f} ms, "
+        f"99th percentile {np.percentile(idle_gaps, 99):.0f} ms")
+    out(f"  start of the training (child start, TensorFlow import, model build, data, first-batch tracing; "
+        f"{first_batch - started:.1f} s): max stall {warmup.max():.0f} ms, "
+        f"99th percentile {np.percentile(warmup, 99):.0f} ms")
     t = np.asarray(probe.ticks)
     gaps = np.diff(t) * 1000
     worst_three = [(float(t[i] - started), float(gaps[i])) for i in np.argsort(gaps)[-3:][::-1]]
-    print("  longest stalls (s after Train, ms): " + ", ".join(f"{at:.2f} s: {ms:.0f}" for at, ms in worst_three))
-    print(f"  training speed in the dock: {gui_rate:.2f} samples/s; same training in a child without the GUI: "
-          f"{ref_rate:.2f} samples/s; ratio {gui_rate / ref_rate:.2f}")
+    out("  longest stalls (s after Train, ms): " + ", ".join(f"{at:.2f} s: {ms:.0f}" for at, ms in worst_three))
+    out(f"  training speed in the dock: {gui_rate:.2f} samples/s; same training in a child without the GUI: "
+        f"{ref_rate:.2f} samples/s; ratio {gui_rate / ref_rate:.2f}")
+    out.verdict("no stall over 100 ms while a model trains", worst <= 100, f"max {worst:.0f} ms")
+    out.save("--no-record" not in sys.argv)
 
 
 if __name__ == "__main__":

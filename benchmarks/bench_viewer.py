@@ -24,6 +24,8 @@ if not os.environ.get("DISPLAY"):
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from results import Report  # noqa: E402  (benchmarks/, the script's own folder)
+
 import numpy as np  # noqa: E402
 
 
@@ -140,14 +142,17 @@ def bench_startup():
 
 
 def main():
+    out = Report(__file__, "Slice redraw and start-up")
     fps, ref_fps = bench_redraw()
-    print(f"redraw 512x512 + labels + heatmap + window change: {fps:.0f} fps "
-          f"(bare pyqtgraph image: {ref_fps:.0f} fps; ratio {fps / ref_fps:.2f}); "
-          f"target >= 60 fps: {'PASS' if fps >= 60 else 'FAIL'}; goal 200: {'met' if fps >= 200 else 'not met'}")
-    t, ref_t, out = bench_startup()
-    print(f"start-up to a window showing a 512x512x200 CT: {t:.2f} s (bare Qt window: {ref_t:.2f} s; "
-          f"ratio {t / ref_t:.2f}); TensorFlow imported: {'yes' if 'NOTF' not in out else 'no'}; "
-          f"target < 3 s: {'PASS' if t < 3 and 'NOTF' in out else 'FAIL'}")
+    out(f"redraw 512x512 + labels + heatmap + window change: {fps:.0f} fps "
+        f"(bare pyqtgraph image: {ref_fps:.0f} fps; ratio {fps / ref_fps:.2f}); "
+        f"goal 200: {'met' if fps >= 200 else 'not met'}")
+    out.verdict("redraw at 60 fps or more", fps >= 60, f"{fps:.0f} fps")
+    t, ref_t, child_out = bench_startup()
+    out(f"start-up to a window showing a 512x512x200 CT: {t:.2f} s (bare Qt window: {ref_t:.2f} s; "
+        f"ratio {t / ref_t:.2f}); TensorFlow imported: {'yes' if 'NOTF' not in child_out else 'no'}")
+    out.verdict("start-up under 3 s without TensorFlow", t < 3 and "NOTF" in child_out, f"{t:.2f} s")
+    out.save("--no-record" not in sys.argv)
 
 
 if __name__ == "__main__":
