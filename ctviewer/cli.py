@@ -69,8 +69,9 @@ def _add_labels_parser(sub) -> None:
     convert.add_argument("input", type=Path)
     convert.add_argument("output", type=Path)
     convert.add_argument("--reference", type=Path, default=None,
-                         help="the image the labels belong to (checked to be on its grid); for .dcm, the "
-                              "DICOM series the DICOM-SEG refers to")
+                         help="the image the labels belong to: they are placed on its grid, and the output "
+                              "gets its file's array order and geometry (without it, the input's); for .dcm, "
+                              "the DICOM series the DICOM-SEG refers to")
     convert.add_argument("--map-colours", action="store_true",
                          help="read a colour (RGB) label image by giving each colour an id")
 
