@@ -231,6 +231,10 @@ def test_switching_photos_with_an_unsaved_bins_layer_asks_save_discard_cancel(wi
     before = fingerprints(project / "images")
     dock = open_photo(window, qtbot, project, "2")
     first = window.study
+    stroke(window, qtbot, rows=(20, 40), cols=(20, 80))
+    asked_where = answer_save_as(window)
+    ctrl_s(window, qtbot)   # the photo's labels layer has the project's label file: no question
+    assert asked_where == [] and np.count_nonzero(np.asarray(Image.open(project / "labels" / "2.png"))) > 0
     layer = bins_new_layer(window, qtbot)
     asked = []
     window.ask_unsaved = lambda names: asked.append(names) or "cancel"
@@ -240,11 +244,11 @@ def test_switching_photos_with_an_unsaved_bins_layer_asks_save_discard_cancel(wi
     assert asked == [[layer.name]] and window.study is first and dock.open_item.name == "2"
 
     window.ask_unsaved = lambda names: "save"
-    proposals = answer_save_as(window)
+    proposals = answer_save_as(window, answer=project / "labels" / "2_bins.png")
     with qtbot.waitSignal(dock.photo_opened, timeout=20000) as opened:
         dock.next_action.trigger()
     assert opened.args == ["3"] and proposals == [project / "labels" / "2.png"]
-    np.testing.assert_array_equal(np.asarray(Image.open(project / "labels" / "2.png")), layer.array[0])
+    np.testing.assert_array_equal(np.asarray(Image.open(project / "labels" / "2_bins.png")), layer.array[0])
     assert fingerprints(project / "images") == before
 
 

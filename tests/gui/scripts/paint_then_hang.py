@@ -29,7 +29,7 @@ def main(image_path: str, expected_path: str) -> None:
     app.processEvents()
     axial = win.viewer.views["axial"]
     win.annotator.set_tool("brush")
-    win.annotator.update_settings(radius=3)
+    win.annotator.update_settings(radius=5)   # a photo is shown at half size: strokes stay thick enough
     k = axial.slice_index
     for n, row in enumerate((10, 20, 30)):
         win.annotator.set_label(n + 1)
