@@ -365,3 +365,51 @@ def test_sigkill_while_editing_leaves_a_complete_autosave(tmp_path, delay):
     assert entries[0].generation >= 2 and expected.any()
     np.testing.assert_array_equal(restore(entries[0], image).array, expected)
     assert (tmp_path / "rec" / image_key(image) / entries[0].folder.name / MANIFEST).is_file()
+
+
+# -- the image is never the labels' file -------------------------------------------------------
+@pytest.mark.parametrize("relative", ["thin_sections/images/2.png", "microct/snow.tif", "ct/abdomen_slab_ct.nii.gz"],
+                         ids=["photo", "uint16 cube", "ct"])
+def test_restoring_never_reads_image_values_as_labels(tmp_path, shared_data, relative):
+    """An autosave whose manifest names the image as the labels' file (earlier versions wrote that
+    for every layer made from the image) restores the strokes on zeros, never on the image's values."""
+    import shutil
+
+    from ctviewer.io.registry import read_volume
+
+    path = Path(shutil.copy2(shared_data / relative, tmp_path / Path(relative).name))
+    image = read_volume(path)
+    labels = LabelMap(image.with_array(np.zeros(image.shape, np.uint8)), LabelTable([Label(1, "pore", (0, 0, 255))]))
+    assert labels.volume.source == ""   # a layer made from the image has no file of its own
+    recovery = LabelRecovery(image, "labels", base_path=str(path), root=tmp_path / "rec")
+    assert recovery.base_path is None
+    paint(labels, recovery, 0, 1)
+    snapshot = save(recovery, labels)
+    manifest = snapshot.folder / MANIFEST
+    written = json.loads(manifest.read_text())
+    assert written["base_path"] is None
+    manifest.write_text(json.dumps(dict(written, base_path=str(path))))   # the manifest of an earlier version
+
+    (entry,) = find_recoveries(image, root=tmp_path / "rec")
+    assert entry.base_path is None and rec_module.IMAGE_AS_BASE in entry.messages
+    restored = restore(entry, image)
+    np.testing.assert_array_equal(restored.array, labels.array)
+    assert set(np.unique(restored.array)) == {0, 1} and restored.volume.source == ""
+
+
+def test_leftovers_of_a_killed_autosave_go_at_start(tmp_path):
+    from ctviewer.workflows.recovery import remove_leftover_files
+
+    image = make_image(tmp_path)
+    labels = make_labels(image)
+    recovery = LabelRecovery(image, "labels", root=tmp_path / "rec")
+    paint(labels, recovery, 3, 1)
+    save(recovery, labels)
+    leftover = recovery.folder / ".c00000-g000002.npy.k9x2ab_q.part.npy"   # as atomic_path names them
+    leftover.write_bytes(b"half")
+    old = time.time() - 60
+    os.utime(leftover, (old, old))
+    remove_leftover_files(tmp_path / "rec")
+    assert not leftover.exists()
+    assert sorted(p.name for p in recovery.folder.iterdir()) == ["c00000-g000001.npy", MANIFEST]
+    remove_leftover_files(tmp_path / "nowhere")   # no recovery folder yet: nothing to do, no error
