@@ -3,6 +3,7 @@
 Each file, DICOM folder or folder of studies is located with the slice locator; one line per study
 goes to stdout, a progress bar to stderr. The CSV is written after every study (a batch stopped
 half-way keeps what it did), and rows a person has reviewed are never replaced by new predictions.
+A study that fails is listed at the end and the others go on (:mod:`ctviewer.commands.batch`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import time
 from pathlib import Path
 
 from ctviewer.errors import InputError
-
-EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def add_parser(subparsers) -> None:
@@ -31,6 +30,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ctviewer.commands.batch import Batch
     from ctviewer.workflows.slice_locator.locate import locate_paths
     from ctviewer.workflows.slice_locator.picks import PicksFile
 
@@ -48,42 +48,47 @@ def run(args) -> int:
     if picks_file is not None:
         picks_file.patient_names = picks_file.patient_names or args.patient_names
     bar = ProgressBar(sys.stderr)
-    located = bad = internal = kept = 0
+    batch = Batch()
+    kept = 0
     try:
         for result in locate_paths(args.paths, lambda: load_locator(args.model), levels, progress=bar,
                                    known=picks_file.studies if picks_file else None,
                                    keep_projections=args.png is not None):
             bar.clear()
             if result.error:
-                print(f"ctviewer: warning: {result.error}", file=sys.stderr)
-                internal += result.internal
-                bad += not result.internal
+                batch.fail(result.path, result.error, internal=result.internal)
                 continue
-            located += 1
             if picks_file is None:
                 picks_file = PicksFile.create(args.output, patient_names=args.patient_names)
-            kept += record(picks_file, result, args.patient_names)
-            for warning in result.warnings:
-                print(f"ctviewer: warning: {result.path}: {warning}", file=sys.stderr)
-            if args.png is not None:
-                from ctviewer.workflows.slice_locator.drawing import write_projections_png
-
-                shown = [picks_file.get(result.exam_id, p.level) or p for p in result.picks]
-                write_projections_png(result.projections, shown, args.png / f"{_file_name(result.exam_id)}.png",
-                                      title=result.exam_id)
-            print(study_line(result.exam_id, [picks_file.get(result.exam_id, p.level) for p in result.picks]))
+            line = batch.attempt(result.path, _write_study, picks_file, result, args)
+            if line is not None:
+                kept += line[1]
+                print(line[0])
     finally:  # an error's one line must not land on the bar's line
         bar.clear()
-    if located:
-        print(f"wrote {args.output}: {located} {'study' if located == 1 else 'studies'} located"
-              + (f", {bad + internal} could not be" if bad + internal else "")
+    if batch.done:
+        failed = batch.tried - batch.done
+        print(f"wrote {args.output}: {batch.done} {'study' if batch.done == 1 else 'studies'} located"
+              + (f", {failed} could not be" if failed else "")
               + (f"; {kept} reviewed row(s) kept, not replaced by the new predictions" if kept else ""))
     else:
         print(f"ctviewer: nothing located; {args.output} "
               f"{'left unchanged' if args.output.exists() else 'not written'}", file=sys.stderr)
-    if internal:
-        return EXIT_INTERNAL
-    return EXIT_BAD_INPUT if bad and not located else EXIT_OK
+    return batch.finish()
+
+
+def _write_study(picks_file, result, args) -> tuple[str, int]:
+    """Record one located study in the CSV (at once) and its PNG; (its line for stdout, rows kept)."""
+    kept = record(picks_file, result, args.patient_names)
+    for warning in result.warnings:
+        print(f"ctviewer: warning: {result.path}: {warning}", file=sys.stderr)
+    if args.png is not None:
+        from ctviewer.workflows.slice_locator.drawing import write_projections_png
+
+        shown = [picks_file.get(result.exam_id, p.level) or p for p in result.picks]
+        write_projections_png(result.projections, shown, args.png / f"{_file_name(result.exam_id)}.png",
+                              title=result.exam_id)
+    return study_line(result.exam_id, [picks_file.get(result.exam_id, p.level) for p in result.picks]), kept
 
 
 def parse_levels(text: str) -> tuple[str, ...]:

@@ -3,7 +3,8 @@
 PATH is one study (a file or a DICOM folder) or a folder of studies. For one study OUT is the label
 file to write (its format from the suffix: .nii.gz, .nrrd, .seg.nrrd, DICOM-SEG .dcm); for several,
 OUT is a folder that gets ``EXAM_seg.nii.gz`` per study (or ``--format`` another suffix). A study that
-cannot be read is reported in one line and the batch goes on. The model's label table goes with
+fails is listed at the end and the batch goes on (:mod:`ctviewer.commands.batch`: exit 2 when a
+study failed, 1 when one failed by our bug). The model's label table goes with
 every file, so the app opens the result with its names and colours.
 """
 
@@ -13,8 +14,6 @@ import sys
 from pathlib import Path
 
 from ctviewer.errors import InputError
-
-EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def add_parser(subparsers) -> None:
@@ -28,6 +27,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ctviewer.commands.batch import Batch
     from ctviewer.commands.locate import ProgressBar
     from ctviewer.workflows.segmentation.segment import find_segmentation_model
     from ctviewer.workflows.slice_locator.locate import find_studies
@@ -39,25 +39,18 @@ def run(args) -> int:
     many = len(studies) > 1 or studies[0] != args.path
     outputs = _outputs(studies, args, many)
     bar = ProgressBar(sys.stderr)
-    done = bad = 0
+    batch = Batch()
     try:
         for study, out in outputs.items():
-            try:
-                line = segment_one(study, out, entry, args.largest, bar)
-            except InputError as exc:
-                bar.clear()
-                print(f"ctviewer: warning: {exc}", file=sys.stderr)
-                bad += 1
-                continue
+            line = batch.attempt(study, segment_one, study, out, entry, args.largest, bar)
             bar.clear()
-            print(line)
-            done += 1
+            if line is not None:
+                print(line)
     finally:
         bar.clear()
-    if not done:
+    if many and not batch.done:
         print("ctviewer: nothing segmented", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return EXIT_OK
+    return batch.finish()
 
 
 def _outputs(studies, args, many: bool) -> dict:

@@ -6,7 +6,7 @@
 
 ``predict`` writes per photo ``NAME_classes.png`` (class ids), ``NAME_recolour.png`` and a row of
 ``fractions.csv`` (class fractions in %, porosity), then ``fractions_histogram.png``; a photo that
-cannot be read is reported in one line and the others go on. ``eval`` scores predictions (a folder
+fails is listed at the end and the others go on (:mod:`ctviewer.commands.batch`: exit 2). ``eval`` scores predictions (a folder
 of ``NAME_classes.png``, or a model run on the photos) against label images: per-class IoU, mean
 IoU, pixel accuracy, per photo and overall. Without ``--model`` the newest thin_section model is used.
 """
@@ -19,8 +19,6 @@ import sys
 from pathlib import Path
 
 from ctviewer.errors import InputError
-
-EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def add_parser(subparsers) -> None:
@@ -60,47 +58,47 @@ def run(args) -> int:
 
 
 def run_predict(args) -> int:
+    from ctviewer.commands.batch import Batch
     from ctviewer.commands.locate import ProgressBar
     from ctviewer.workflows.thin_section.predict import predict_folder
 
     bar = ProgressBar(sys.stderr)
+    batch = Batch(noun="photo", plural="photos")
     try:
         result = predict_folder(args.path, args.output, args.model, porosity_class=args.porosity_class,
-                                colours=args.colours, tile=args.tile, progress=bar)
+                                colours=args.colours, tile=args.tile, progress=bar, batch=batch)
     finally:
         bar.clear()
-    for problem in result.problems:
-        print(f"ctviewer: warning: {problem}", file=sys.stderr)
     if not result:
         print("ctviewer: nothing predicted", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return batch.finish()
     print(f"model {result.model}")
     for row in result:
         print(f"{row['image']}  {row['width']}x{row['height']}  porosity {row['porosity']:.2f} %  "
               f"-> {row['classes_path']}")
     print(f"wrote {result.csv_path} and {result.histogram_path}")
-    return EXIT_OK
+    return batch.finish()
 
 
 def run_eval(args) -> int:
+    from ctviewer.commands.batch import Batch
     from ctviewer.commands.locate import ProgressBar
     from ctviewer.workflows.thin_section.metrics import evaluate_folders, write_metrics_csv
 
     if args.pred is not None and not args.pred.is_dir():
         raise InputError("--pred needs the folder of NAME_classes.png predictions", args.pred)
     bar = ProgressBar(sys.stderr)
+    batch = Batch(noun="photo", plural="photos")
     try:
         result = evaluate_folders(args.pred if args.pred is not None else args.model, args.labels,
-                                  tile=args.tile, progress=bar)
+                                  tile=args.tile, progress=bar, batch=batch)
     finally:
         bar.clear()
-    for problem in result["problems"]:
-        print(f"ctviewer: warning: {problem}", file=sys.stderr)
     if args.csv is not None:
         write_metrics_csv(args.csv, result)
     if args.json:
         print(json.dumps(_plain(result), indent=2))
-        return EXIT_OK
+        return batch.finish()
     names = {c["id"]: c["name"] for c in result["classes"]}
     print(f"{'image':<20} {'pixels':>9} {'accuracy':>9} {'mean IoU':>9}")
     for row in [*result["images"], {"image": "overall", **result["overall"]}]:
@@ -109,7 +107,7 @@ def run_eval(args) -> int:
                                                   for i, v in result["overall"]["iou"].items()))
     if args.csv is not None:
         print(f"wrote {args.csv}")
-    return EXIT_OK
+    return batch.finish()
 
 
 def _text(value: float) -> str:

@@ -59,11 +59,12 @@ def photos(tmp_path):
 def test_predict_writes_classes_recolour_fractions_and_chart_and_reports_the_bad_photo(models_dir, photos, tmp_path,
                                                                                       capsys):
     out = tmp_path / "out"
-    assert main(["thin-section", "predict", str(photos), "-o", str(out), "--tile", "32"]) == 0
+    assert main(["thin-section", "predict", str(photos), "-o", str(out), "--tile", "32"]) == 2   # a photo failed
     captured = capsys.readouterr()
     assert "model tiny-thin" in captured.out                      # the default: the only thin_section model
     problems = [line for line in captured.err.splitlines() if line.strip()]
-    assert len(problems) == 1 and "broken.png" in problems[0]
+    assert problems[0] == "ctviewer: 1 of 3 photos failed:"
+    assert len(problems) == 2 and problems[1].startswith(f"ctviewer: {photos / 'broken.png'}: ")
     for name, (h, w) in (("small", (40, 56)), ("wide", (70, 90))):
         ids = read_label_image(out / f"{name}_classes.png")
         assert ids.shape == (h, w) and set(np.unique(ids)) <= set(IDS)
@@ -116,7 +117,7 @@ def test_predict_without_any_thin_section_model_or_photos_says_so(tmp_path, phot
 
 def test_eval_scores_predictions_and_a_model_alike(models_dir, photos, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["thin-section", "predict", str(photos), "-o", str(out)]) == 0
+    assert main(["thin-section", "predict", str(photos), "-o", str(out)]) == 2          # broken.png
     project = tmp_path / "project"
     (project / "images").mkdir(parents=True)
     (project / "labels").mkdir()
@@ -132,7 +133,7 @@ def test_eval_scores_predictions_and_a_model_alike(models_dir, photos, tmp_path,
     capsys.readouterr()
 
     scores = tmp_path / "scores.csv"
-    assert main(["thin-section", "eval", str(project), "--pred", str(out), "--csv", str(scores), "--json"]) == 0
+    assert main(["thin-section", "eval", str(project), "--pred", str(out), "--csv", str(scores), "--json"]) == 2
     captured = capsys.readouterr()
     result = json.loads(captured.out)
     assert "no prediction extra_classes.png" in captured.err

@@ -161,20 +161,26 @@ def _studies_in(folder: Path) -> list[Path]:
 
 
 def _holds_dicom(folder: Path) -> bool:
-    """True when a folder directly holds DICOM files (the 'DICM' mark, or a .dcm/.ima name)."""
+    """True when a folder directly holds a DICOM series: a file with the 'DICM' mark, or files named
+    .dcm/.ima with no other scans beside them (a stray text file named .dcm among NIfTI files is one
+    broken study of a folder of studies, not a series that hides the others)."""
     if not folder.is_dir():
         return False
+    named = other = False
     for entry in os.scandir(folder):
-        if entry.is_file() and not entry.name.startswith("."):
-            if entry.name.lower().endswith((".dcm", ".ima")):
-                return True
-            try:
-                with open(entry.path, "rb") as fh:
-                    if fh.read(132)[128:132] == b"DICM":
-                        return True
-            except OSError:
-                continue
-    return False
+        if not entry.is_file() or entry.name.startswith("."):
+            continue
+        try:
+            with open(entry.path, "rb") as fh:
+                if fh.read(132)[128:132] == b"DICM":
+                    return True
+        except OSError:
+            continue
+        if entry.name.lower().endswith((".dcm", ".ima")):
+            named = True
+        elif not entry.name.lower().endswith(_NOT_SCANS):
+            other = True
+    return named and not other
 
 
 def _label_map_of(image: Path) -> Path | None:

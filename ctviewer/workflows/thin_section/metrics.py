@@ -90,18 +90,19 @@ def evaluate(pairs, class_ids, class_names=None, image_names=None) -> dict:
 
 
 def evaluate_folders(pred_dir_or_model, labels_path, table=None, tile: int | None = None, progress=None,
-                     cancel=None) -> dict:
+                     cancel=None, batch=None) -> dict:
     """:func:`evaluate` of predictions against the labels of ``labels_path`` (anything ``find_pairs`` reads).
 
     ``pred_dir_or_model``: a folder of ``NAME_classes.png`` (matched to each photo by its stem), or a
     thin_section model (name, path or registry entry) run on the photos. The classes are the
     model's, else ``table``'s, else the thin-section table's plus any other id found. Photos
-    without a prediction or with unreadable files are listed in ``problems`` and left out.
+    without a prediction or with unreadable files are noted in ``batch`` (a
+    :class:`ctviewer.commands.batch.Batch`), listed in ``problems`` and left out.
     """
+    from ctviewer.commands.batch import Batch
     from ctviewer.imaging.bins import thin_section_table
-    from ctviewer.workflows.thin_section.photos import read_label_image, read_photo_rgb
     from ctviewer.workflows.thin_section.project import find_pairs
-    from ctviewer.workflows.thin_section.predict import find_thin_section_model, model_table, segment_photo
+    from ctviewer.workflows.thin_section.predict import find_thin_section_model, model_table
 
     progress = progress or no_progress
     pairs = find_pairs(labels_path)
@@ -110,31 +111,18 @@ def evaluate_folders(pred_dir_or_model, labels_path, table=None, tile: int | Non
     entry = None if from_files else find_thin_section_model(pred_dir_or_model)
     if entry is not None:
         table = model_table(entry.card)
-    names, preds, truths, problems = [], [], [], []
+    batch = batch if batch is not None else Batch(noun="photo", plural="photos")
+    names, preds, truths = [], [], []
     for n, (photo, label) in enumerate(pairs):
         if cancel is not None:
             cancel.raise_if_cancelled()
         progress(n / max(len(pairs), 1), photo.name)
-        try:
-            truth = read_label_image(label, table if entry is not None else None)
-            if from_files:
-                pred_path = folder / f"{photo.stem}_classes.png"
-                if not pred_path.is_file():
-                    problems.append(f"{photo}: no prediction {pred_path.name} in {folder}; left out")
-                    continue
-                pred = read_label_image(pred_path)
-                if pred.shape == truth.shape and np.any(pred[truth != 0] == 0):
-                    raise InputError("prediction has unlabelled (0) pixels where the labels have classes", pred_path)
-            else:
-                pred = segment_photo(read_photo_rgb(photo), entry, tile=tile, cancel=cancel)
-            if pred.shape != truth.shape:
-                raise InputError(f"labels are {_size(truth)} but the prediction is {_size(pred)}", label)
-        except InputError as exc:
-            problems.append(f"{exc}; left out")
-            continue
-        names.append(photo.stem)
-        preds.append(pred)
-        truths.append(truth)
+        scored = batch.attempt(photo, _pair, photo, label, folder if from_files else None, entry, table, tile, cancel)
+        if scored is not None:
+            names.append(photo.stem)
+            preds.append(scored[0])
+            truths.append(scored[1])
+    problems = [f"{failure.line}; left out" for failure in batch.failures]
     if not names:
         raise InputError("no photo could be scored: " + (problems[0] if problems else "no labelled photos"),
                          labels_path)
@@ -147,6 +135,26 @@ def evaluate_folders(pred_dir_or_model, labels_path, table=None, tile: int | Non
     result["model"] = entry.name if entry is not None else None
     progress(1.0, "done")
     return result
+
+
+def _pair(photo: Path, label: Path, folder: Path | None, entry, table, tile, cancel):
+    """(prediction, labels) of one photo: from ``folder``'s ``NAME_classes.png``, else from the model."""
+    from ctviewer.workflows.thin_section.photos import read_label_image, read_photo_rgb
+    from ctviewer.workflows.thin_section.predict import segment_photo
+
+    truth = read_label_image(label, table if entry is not None else None)
+    if folder is not None:
+        pred_path = folder / f"{photo.stem}_classes.png"
+        if not pred_path.is_file():
+            raise InputError(f"no prediction {pred_path.name} in {folder}", photo)
+        pred = read_label_image(pred_path)
+        if pred.shape == truth.shape and np.any(pred[truth != 0] == 0):
+            raise InputError("prediction has unlabelled (0) pixels where the labels have classes", pred_path)
+    else:
+        pred = segment_photo(read_photo_rgb(photo), entry, tile=tile, cancel=cancel)
+    if pred.shape != truth.shape:
+        raise InputError(f"labels are {_size(truth)} but the prediction is {_size(pred)}", label)
+    return pred, truth
 
 
 def metrics_columns(result) -> list[str]:

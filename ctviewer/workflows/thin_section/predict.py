@@ -198,15 +198,17 @@ def list_photos(path) -> list[Path]:
 
 
 def predict_folder(folder, out, model_path=None, porosity_class: int = 3, colours: str = "mean",
-                   tile: int | None = None, progress=None, cancel=None) -> FolderPrediction:
+                   tile: int | None = None, progress=None, cancel=None, batch=None) -> FolderPrediction:
     """Predict every photo of ``folder`` (or one photo) into the folder ``out``; see the module docstring.
 
     Each row: ``image``, ``width``, ``height``, ``fractions`` ({class id: % of the photo}),
-    ``porosity`` (% of ``porosity_class``), ``classes_path``, ``recolour_path``.
+    ``porosity`` (% of ``porosity_class``), ``classes_path``, ``recolour_path``. A photo that fails
+    is noted in ``batch`` (a :class:`ctviewer.commands.batch.Batch`; the CLI passes its own to list
+    the failures and pick the exit code) and in ``problems``, and the others go on; ``fractions.csv``
+    is rewritten (atomically) after every photo, so a stopped run keeps the rows it made.
     """
-    from ctviewer.workflows.thin_section.classes import class_fractions, class_mean_colours, recolour
+    from ctviewer.commands.batch import Batch
     from ctviewer.workflows.thin_section.fraction_chart import write_fractions_csv, write_fractions_histogram
-    from ctviewer.workflows.thin_section.photos import read_photo_rgb, write_label_image, write_rgb_png
 
     progress = progress or no_progress
     if colours not in COLOUR_CHOICES:
@@ -224,35 +226,45 @@ def predict_folder(folder, out, model_path=None, porosity_class: int = 3, colour
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create the output folder: {exc.strerror or exc}", out) from exc
+    _load(entry)   # a model that cannot be loaded ends the run here, not once per photo
     names = _unique_names(photos)
+    batch = batch if batch is not None else Batch(noun="photo", plural="photos")
     result = FolderPrediction(model=entry.name)
     for n, photo in enumerate(photos):
         if cancel is not None:
             cancel.raise_if_cancelled()
 
-        def part(fraction, message="", _n=n):
-            progress((_n + fraction) / len(photos), f"{photo.name}: {message}".rstrip(": "))
+        def part(fraction, message="", _n=n, _photo=photo):
+            progress((_n + fraction) / len(photos), f"{_photo.name}: {message}".rstrip(": "))
 
-        try:
-            rgb = read_photo_rgb(photo)
-        except InputError as exc:
-            result.problems.append(str(exc))
-            continue
-        ids = segment_photo(rgb, entry, tile=tile, progress=part, cancel=cancel)
-        palette = (class_mean_colours(rgb, ids, table.ids, table) if colours == "mean"
-                   else {lab.id: tuple(lab.colour) for lab in table})
-        name = names[photo]
-        fractions = class_fractions(ids, table.ids)
-        result.append({"image": photo.name, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
-                       "fractions": {i: float(fractions.get(i, 0.0)) for i in table.ids},
-                       "porosity": float(fractions.get(int(porosity_class), 0.0)),
-                       "classes_path": write_label_image(ids, out / f"{name}_classes.png"),
-                       "recolour_path": write_rgb_png(recolour(ids, palette), out / f"{name}_recolour.png")})
+        row = batch.attempt(photo, _predict_file, photo, entry, table, out / names[photo], int(porosity_class),
+                            colours, tile, part, cancel)
+        if row is not None:
+            result.append(row)
+            result.csv_path = write_fractions_csv(result, table, int(porosity_class), out / "fractions.csv")
+    result.problems = [failure.line for failure in batch.failures]
     if result:
-        result.csv_path = write_fractions_csv(result, table, int(porosity_class), out / "fractions.csv")
         result.histogram_path = write_fractions_histogram(result, table, out / "fractions_histogram.png")
     progress(1.0, "done")
     return result
+
+
+def _predict_file(photo: Path, entry, table, stem: Path, porosity_class: int, colours: str, tile, progress,
+                  cancel) -> dict:
+    """One photo: its class-id PNG and recoloured PNG (``STEM_classes.png``, ``STEM_recolour.png``), and its row."""
+    from ctviewer.workflows.thin_section.classes import class_fractions, class_mean_colours, recolour
+    from ctviewer.workflows.thin_section.photos import read_photo_rgb, write_label_image, write_rgb_png
+
+    rgb = read_photo_rgb(photo)
+    ids = segment_photo(rgb, entry, tile=tile, progress=progress, cancel=cancel)
+    palette = (class_mean_colours(rgb, ids, table.ids, table) if colours == "mean"
+               else {lab.id: tuple(lab.colour) for lab in table})
+    fractions = class_fractions(ids, table.ids)
+    return {"image": photo.name, "width": int(rgb.shape[1]), "height": int(rgb.shape[0]),
+            "fractions": {i: float(fractions.get(i, 0.0)) for i in table.ids},
+            "porosity": float(fractions.get(porosity_class, 0.0)),
+            "classes_path": write_label_image(ids, stem.with_name(f"{stem.name}_classes.png")),
+            "recolour_path": write_rgb_png(recolour(ids, palette), stem.with_name(f"{stem.name}_recolour.png"))}
 
 
 def _unique_names(photos) -> dict:
