@@ -1,7 +1,10 @@
 """The headless verbs of the ``ctviewer`` command (no Qt is imported here).
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming the file and the reason),
-1 internal error (one line; the traceback only with ``CTVIEWER_DEBUG=1``).
+1 internal error (one line; the traceback only with ``CTVIEWER_DEBUG=1``). Batch verbs (locate,
+segment, segment-eval, thin-section predict / eval) go on after a failed study and list the
+failures at the end: 2 when a study's input was bad, 1 when a study failed by our bug
+(:mod:`ctviewer.commands.batch`).
 """
 
 from __future__ import annotations
