@@ -295,14 +295,12 @@ def locate_paths(paths, locator, levels=LEVELS, progress: Progress | None = None
 
 
 def _failed(result: StudyResult, exc: Exception) -> None:
-    """Note why a study could not be located: the input's fault, or ours (``internal``)."""
-    path = result.path
-    if isinstance(exc, InputError):
-        result.error = str(exc) if exc.path else str(InputError(exc.reason, path))
-    elif isinstance(exc, MemoryError):
-        result.error, result.internal = f"{path}: out of memory while locating", True
-    else:
-        result.error, result.internal = f"{path}: internal error: {type(exc).__name__}: {exc}", True
+    """Note why a study could not be located: the input's fault, or ours (``internal``), by the rule
+    every batch verb follows (:func:`ctviewer.commands.batch.failure_of`)."""
+    from ctviewer.commands.batch import failure_of
+
+    failure = failure_of(result.path, exc)
+    result.error, result.internal = failure.line, failure.internal
 
 
 def _once(factory: Callable) -> Callable:
