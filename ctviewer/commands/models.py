@@ -1,7 +1,8 @@
 """`ctviewer models [--json] [--task T]`: the shipped and the user's models, one line each from their cards.
 
-Broken entries (a model without its card, a malformed card, a card from a newer ctviewer) are not
-listed; each gets one warning line on stderr saying what is wrong.
+Broken entries (a model without its card, a malformed card, a card from a newer ctviewer, a zip bomb,
+a card naming a task this ctviewer does not know) are not listed as models; each gets one warning line
+on stderr (or an entry under "problems" in JSON) saying what is wrong.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ctviewer.ml.registry import SHIPPED_DIR, scan_models, user_models_dir
+    from ctviewer.ml.registry import SHIPPED_DIR, scan_models, task_problem, user_models_dir
 
     entries, problems = scan_models(args.task)
+    unusable = {id(e): task_problem(e) for e in entries}
+    problems += [why for why in unusable.values() if why]
+    entries = [e for e in entries if not unusable[id(e)]]
     folders = {"user": str(user_models_dir()), "shipped": str(SHIPPED_DIR)}
     if args.json:
         print(json.dumps({"models": [{"name": e.name, "task": e.card.task, "version": e.card.version,

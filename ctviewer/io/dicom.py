@@ -52,7 +52,7 @@ class DicomReader:
         if not candidates:
             return []
         from ctviewer.io.dicom_grouping import series_key, split_series
-        from ctviewer.io.dicom_headers import read_header, sop_class_name
+        from ctviewer.io.dicom_headers import check_claims, read_header, sop_class_name
 
         series: dict[tuple, list] = {}
         no_image: list = []
@@ -67,6 +67,11 @@ class DicomReader:
                 continue
             if not header.has_image or header.sop_class in SEG_SOP_CLASSES:
                 no_image.append(header)  # a DICOM-SEG is labels over a series, not a series to view
+                continue
+            try:
+                check_claims(header)  # before its frames are listed: a header may claim 2^31 of them
+            except InputError as exc:
+                broken.append(exc)
                 continue
             series.setdefault(series_key(header), []).append(header)
         found = []
@@ -108,7 +113,7 @@ def files_under(folder: Path):
 
 def _check_image(header) -> None:
     """InputError where a DICOM file cannot give an image: say what it is instead."""
-    from ctviewer.io.dicom_headers import sop_class_name
+    from ctviewer.io.dicom_headers import check_claims, sop_class_name
 
     if not header.has_image:
         raise InputError(f"DICOM {sop_class_name(header.sop_class)} has no image", header.path)
@@ -117,6 +122,7 @@ def _check_image(header) -> None:
         raise InputError(f"pixel data is truncated ({have} of {header.pixels.length} bytes)", header.path)
 
 
+    check_claims(header)
 def _loadable(path: Path, headers: list, name: str, notes: list[str] = (), part: str = "") -> Loadable:
     """One Loadable for the headers of one series, loading from the frames noted now; ``notes``
     are what grouping the files had to guess, ``part`` what tells this series from another that

@@ -154,6 +154,36 @@ def _pixel_element_at(fp, dataset: Dataset) -> PixelElement | None:
     return PixelElement(keyword, offset, length, os.fstat(fp.fileno()).st_size)
 
 
+def check_claims(header: Header) -> None:
+    """InputError where the header claims more pixels than its file can hold, or than memory can:
+    a 3 KB file saying NumberOfFrames 2147483647 is refused here, before a frame list is made."""
+    from ctviewer.io import guards
+
+    if not header.has_image:
+        return
+    ds, pixels = header.dataset, header.pixels
+    rows, columns = int(value(ds, "Rows", 0) or 0), int(value(ds, "Columns", 0) or 0)
+    samples = int(value(ds, "SamplesPerPixel", 1) or 1)
+    bits = int(value(ds, "BitsAllocated", 16) or 16)
+    frames = header.frame_count
+    pixel_count = frames * rows * columns * samples
+    stored = (pixel_count + 7) // 8 if bits == 1 else pixel_count * max(1, bits // 8)
+    if pixels.offset < 0:  # deflated: only the file's size bounds what it inflates to
+        room = pixels.file_size * guards.DEFLATE_MAX_RATIO if pixels.file_size else None
+    elif pixels.encapsulated:  # every compressed frame needs at least an 8-byte item header
+        room = None
+        if frames > max(0, pixels.file_size - pixels.offset) // 8:
+            raise InputError(f"NumberOfFrames {frames} cannot fit in the file's "
+                             f"{max(0, pixels.file_size - pixels.offset):,} bytes of compressed pixel data",
+                             header.path)
+    else:
+        room = pixels.length if header.transfer_syntax in NATIVE else None
+    if room is not None and stored > room:
+        raise InputError(f"header claims {frames} frame(s) of {columns}x{rows} ({stored:,} bytes) but the pixel "
+                         f"data holds {room:,} bytes", header.path)
+    guards.check_memory(pixel_count * max(2, bits // 8), header.path)
+
+
 def sop_class_name(uid: str) -> str:
     """'RT Plan' for the RT Plan Storage UID; the UID itself where pydicom does not know it."""
     if not uid:

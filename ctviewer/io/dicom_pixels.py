@@ -88,7 +88,12 @@ def read_into(out: np.ndarray, slots: list[Frame | None], progress: Progress | N
         _read_all(out, slots, tick, cancel)
     except _DoesNotFit:
         out = np.empty(out.shape, np.int32)
-        _read_all(out, slots, tick, cancel)
+        try:
+            _read_all(out, slots, tick, cancel)
+        except _DoesNotFit:  # not even int32: the rescale is nonsense (no scanner stores 2^31 HU)
+            worst = max((f for f in slots if f is not None), key=lambda f: abs(f.slope) + abs(f.intercept))
+            raise InputError(f"RescaleSlope {worst.slope:g} and RescaleIntercept {worst.intercept:g} give "
+                             "values beyond what an image holds (+-2^31)", worst.header.path) from None
     tick(len(slots))
     return out
 

@@ -16,6 +16,7 @@ import numpy as np
 from ctviewer.data.volume import Volume
 from ctviewer.errors import InputError
 from ctviewer.imaging.orientation import FILE_GEOMETRY
+from ctviewer.io import guards
 from ctviewer.io.label_files import base_name, format_suffix, read_json_sidecar
 from ctviewer.io.registry import Loadable
 
@@ -134,9 +135,37 @@ def _open(path: Path):
     if path.stat().st_size == 0:
         raise InputError("file is empty", path)
     try:
-        return nib.load(str(path))
+        img = nib.load(str(path))
     except _load_errors() as exc:
         raise InputError(f"cannot read NIfTI header: {_why(exc)}", path) from exc
+    _check_header(img, path)
+    return img
+
+
+def _check_header(img, path: Path) -> None:
+    """Refuse, before any voxel is read, a header that cannot describe a real image: a negative or
+    zero axis, complex values, a NaN affine, or more voxel bytes than the file (or memory) holds."""
+    if getattr(img, "affine", None) is None:
+        return  # not a grid in space: _plan says so
+    shape = tuple(int(s) for s in img.header.get_data_shape())
+    if any(s <= 0 for s in shape):
+        raise InputError(f"header gives the image {shape} voxels: every axis needs a length of at least 1",
+                         path)
+    dtype = img.get_data_dtype()
+    if dtype.kind == "c":
+        raise InputError(f"NIfTI holds complex ({dtype}) values (raw MR data?): not an image to view", path)
+    affine = np.asarray(img.affine, dtype=float)
+    if not np.all(np.isfinite(affine)):
+        which = "sform" if int(img.header.get("sform_code", 0) or 0) > 0 else "qform / pixdim"
+        raise InputError(f"NIfTI {which} holds NaN or infinite values: the image has no valid position", path)
+    offset = int(getattr(img.dataobj, "offset", 0) or 0)
+    claimed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    data_file = Path(img.file_map["image"].filename or path)
+    if data_file.name.lower().endswith(".gz"):
+        guards.check_gzip_size(data_file, offset + claimed, "NIfTI header")
+    elif data_file.is_file():
+        guards.check_plain_size(data_file, claimed, offset, "NIfTI header")
+    guards.check_memory(claimed, path)
 
 
 def _why(exc: BaseException) -> str:

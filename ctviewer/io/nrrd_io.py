@@ -25,6 +25,7 @@ from ctviewer.data.labels import Label, LabelMap, LabelTable, present_ids
 from ctviewer.data.volume import CANONICAL_DIRECTION, Volume
 from ctviewer.errors import InputError
 from ctviewer.imaging.orientation import FILE_GEOMETRY
+from ctviewer.io import guards
 from ctviewer.io.label_files import base_name, format_suffix
 from ctviewer.io.nifti import looks_like_hu
 from ctviewer.io.registry import Loadable
@@ -56,20 +57,83 @@ def _errors() -> tuple[type[BaseException], ...]:
 
 
 def read_header(path: Path) -> dict:
+    with open(path, "rb") as fh:
+        return _header_of(fh, path)
+
+
+def _header_of(fh, path: Path) -> dict:
+    """The header read from an open file (left at the data), checked for what the reading relies on."""
     if path.stat().st_size == 0:
         raise InputError("file is empty", path)
     try:
-        return dict(_nrrd().read_header(str(path)))
-    except _errors() as exc:
-        raise InputError(f"cannot read NRRD header: {_why(exc)}", path) from exc
+        header = dict(_nrrd().read_header(fh))
+    except (*_errors(), StopIteration) as exc:  # StopIteration: the file ended inside the header
+        raise InputError(f"cannot read NRRD header: {_why(exc) if str(exc) else 'file ends inside it'}",
+                         path) from exc
+    _check_header(header, path, fh.tell())
+    return header
+
+
+def _check_header(header: dict, path: Path, data_start: int) -> None:
+    """Fields the reading relies on, and sizes claimed against the bytes present and free memory."""
+    missing = [key for key in ("type", "dimension", "sizes", "encoding") if key not in header]
+    if missing:
+        raise InputError(f"NRRD header lacks the required field{'s' * (len(missing) > 1)} "
+                         f"{', '.join(missing)} (cut short?)", path)
+    try:
+        ndim = int(header["dimension"])
+        sizes = [int(s) for s in np.ravel(header["sizes"])]
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"NRRD dimension or sizes are not whole numbers: {_why(exc)}", path) from exc
+    if len(sizes) != ndim:
+        raise InputError(f"NRRD header says dimension {ndim} but lists {len(sizes)} sizes {sizes}", path)
+    if ndim < 1 or any(s <= 0 for s in sizes):
+        raise InputError(f"NRRD sizes {sizes} are not an image: every axis needs at least 1 sample", path)
+    directions = header.get("space directions")
+    if directions is not None and len(directions) != ndim:
+        raise InputError(f"NRRD 'space directions' has {len(directions)} rows for {ndim} axes", path)
+    claimed = int(np.prod(sizes, dtype=np.int64)) * _item_size(header, path)
+    guards.check_memory(claimed, path)
+    encoding = str(header["encoding"]).lower()
+    data_file = header.get("data file", header.get("datafile"))
+    if data_file is not None:
+        data_path = Path(str(data_file).split()[0])
+        data_path = data_path if data_path.is_absolute() else path.parent / data_path
+        if "%" in str(data_file) or str(data_file).startswith("LIST"):
+            return  # a list of slice files: pynrrd refuses it with its own message
+        if not data_path.is_file():
+            raise InputError(f"the detached data file {data_path.name} is missing", path)
+        data_start = 0
+    else:
+        data_path = path
+    skip = int(header.get("byte skip", header.get("byteskip", 0)) or 0)
+    if encoding == "raw" and skip >= 0 and not header.get("line skip", header.get("lineskip")):
+        guards.check_plain_size(data_path, claimed, data_start + skip, "NRRD header")
+    elif encoding in ("gzip", "gz") and skip == 0 and not header.get("line skip", header.get("lineskip")):
+        guards.check_gzip_size(data_path, claimed, "NRRD header", data_start)
+
+
+def _item_size(header: dict, path: Path) -> int:
+    """Bytes per sample of an NRRD 'type' (all the spellings the format allows)."""
+    kind = " ".join(str(header["type"]).lower().replace("_t", "").split())
+    for size, words in ((1, ("char", "int8")), (2, ("short", "int16")), (8, ("long long", "longlong", "int64",
+                                                                               "double")),
+                        (4, ("int", "float"))):
+        if any(word in kind for word in words):
+            return size
+    raise InputError(f"NRRD type '{header['type']}' is not a number type", path)
 
 
 def _read(path: Path) -> tuple[np.ndarray, dict]:
     try:
-        data, header = _nrrd().read(str(path), index_order="C")
+        with open(path, "rb") as fh:
+            header = _header_of(fh, path)
+            data = _nrrd().read_data(header, fh, str(path), index_order="C")
+    except InputError:
+        raise
     except _errors() as exc:
         raise InputError(f"cannot read NRRD voxels (truncated or corrupt file?): {_why(exc)}", path) from exc
-    return (data if data.dtype.isnative else data.astype(data.dtype.newbyteorder("="))), dict(header)
+    return (data if data.dtype.isnative else data.astype(data.dtype.newbyteorder("="))), header
 
 
 def _why(exc: BaseException) -> str:
@@ -198,10 +262,10 @@ def flatten_segments(data: np.ndarray, segs: list[dict], path: Path) -> tuple[np
     layered = data.ndim == 4
     n_layers = data.shape[3] if layered else 1
     for n, seg in enumerate(segs):
-        seg["_value"] = int(float(seg.get("LabelValue", 1)))
+        seg["_value"] = _whole(seg, "LabelValue", 1, n, path)
         # Slicer < 4.11 wrote one binary layer per segment and no _Layer field
         default_layer = n if (layered and "Layer" not in seg and n_layers == len(segs)) else 0
-        seg["_layer"] = int(float(seg.get("Layer", default_layer)))
+        seg["_layer"] = _whole(seg, "Layer", default_layer, n, path)
         if not 0 <= seg["_layer"] < n_layers:
             raise InputError(f"segment '{seg.get('Name', n)}' is on layer {seg['_layer']}, "
                              f"but the file has {n_layers}", path)
@@ -225,6 +289,19 @@ def flatten_segments(data: np.ndarray, segs: list[dict], path: Path) -> tuple[np
     table = LabelTable([Label(i, seg.get("Name", f"Segment {i}"), _colour(seg.get("Color"), i))
                         for seg, i in zip(segs, ids) if i != 0])
     return out, table
+
+
+def _whole(seg: dict, field: str, default: int, n: int, path: Path) -> int:
+    """A segment's whole-number field (``Segment{n}_LabelValue``, ``_Layer``), or InputError naming it."""
+    text = seg.get(field, default)
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not np.isfinite(number) or not number.is_integer() or not 0 <= number <= 65535:
+        raise InputError(f"Segment{n}_{field} is '{str(text)[:40]}', not a whole number 0..65535 "
+                         f"(segment '{str(seg.get('Name', n))[:40]}')", path)
+    return int(number)
 
 
 def _label_array(data: np.ndarray) -> np.ndarray:

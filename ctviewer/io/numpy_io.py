@@ -13,6 +13,8 @@ A ``.raw`` needs the sidecar too, with ``"shape": [z, y, x]`` and ``"dtype": "in
 from __future__ import annotations
 
 import json
+import math
+import struct
 import zipfile
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import numpy as np
 
 from ctviewer.data.volume import Volume
 from ctviewer.errors import InputError
+from ctviewer.io import guards
 from ctviewer.io.atomic import atomic_write_text
 from ctviewer.io.label_files import base_name, format_suffix, read_json_sidecar
 from ctviewer.io.registry import Loadable
@@ -33,16 +36,26 @@ def _npy_header(fh, path: Path, label: str) -> tuple[tuple[int, ...], np.dtype, 
     fmt = np.lib.format
     try:
         version = fmt.read_magic(fh)
-        reader = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+        # Version 3.0 differs from 2.0 only in decoding the header as utf-8 instead of latin-1, which
+        # changes nothing but the names of structured fields (refused below anyway): numpy's public
+        # 2.0 reader reads it. Other versions do not exist.
+        reader = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0,
+                  (3, 0): fmt.read_array_header_2_0}.get(version)
         if reader is None:
-            shape, _, dtype = fmt._read_array_header(fh, version)  # version 3.0 (utf-8 field names)
-        else:
-            shape, _, dtype = reader(fh)
-    except (ValueError, OSError, EOFError, SyntaxError) as exc:
-        raise InputError(f"{label} is not a valid .npy array: {exc}", path) from exc
+            raise ValueError(f"format version {version[0]}.{version[1]} does not exist (numpy writes 1.0 to 3.0)")
+        shape, _, dtype = reader(fh)
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError, struct.error) as exc:
+        raise InputError(f"{label} is not a valid .npy array: {_why(exc)}", path) from exc
+    if any(s < 0 for s in shape):
+        raise InputError(f"{label} has a negative size in its shape {shape}", path)
     if dtype.hasobject:
         raise InputError(f"{label} contains Python objects; refused for safety", path)
     return tuple(int(s) for s in shape), dtype, fh.tell()
+
+
+def _why(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]
 
 
 def _check_size(path: Path, label: str, expected: int, actual: int) -> None:
@@ -133,8 +146,9 @@ class NumpyReader:
     def _npy(self, path: Path) -> Loadable:
         with open(path, "rb") as fh:
             shape, dtype, offset = _npy_header(fh, path, path.name)
-        _check_size(path, path.name, offset + int(np.prod(shape)) * dtype.itemsize, path.stat().st_size)
+        _check_size(path, path.name, offset + math.prod(shape) * dtype.itemsize, path.stat().st_size)
         _refuse_dtype(dtype, path, path.name)
+        guards.check_memory(math.prod(shape) * dtype.itemsize, path)
         if describe_shape(shape, dtype) is None:
             raise InputError(f"array of shape {shape} is not an image (need 2-D, 3-D or [y, x, 3])", path)
         name = base_name(path)
@@ -172,6 +186,7 @@ def _load_npy(path: Path) -> np.ndarray:
 
 
 def _npz_members(path: Path) -> list[tuple[str, tuple[int, ...], np.dtype]]:
+    guards.check_archive(path, what=".npz archive")  # a zip bomb is refused before any member inflates
     try:
         with zipfile.ZipFile(path) as archive:
             members = []
@@ -181,7 +196,7 @@ def _npz_members(path: Path) -> list[tuple[str, tuple[int, ...], np.dtype]]:
                 key = info.filename[:-4]
                 with archive.open(info) as fh:
                     shape, dtype, offset = _npy_header(fh, path, f"array '{key}'")
-                _check_size(path, f"array '{key}'", offset + int(np.prod(shape)) * dtype.itemsize,
+                _check_size(path, f"array '{key}'", offset + math.prod(shape) * dtype.itemsize,
                             info.file_size)
                 members.append((key, shape, dtype))
             return members
@@ -216,7 +231,7 @@ def raw_layout(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
     _refuse_dtype(dtype, path, path.name)
     if len(shape) not in (2, 3) or min(shape) <= 0:
         raise InputError(f"raw shape {shape} is not a 2-D or 3-D image", path)
-    expected = offset + int(np.prod(shape)) * dtype.itemsize
+    expected = offset + math.prod(shape) * dtype.itemsize
     actual = path.stat().st_size
     if actual != expected:
         raise InputError(f"raw file is the wrong size: shape {list(shape)} of {dtype.name} needs "

@@ -14,6 +14,7 @@ from typing import Any, Callable, Protocol
 
 from ctviewer.data.volume import Volume
 from ctviewer.errors import InputError
+from ctviewer.io.guards import collected_warnings
 from ctviewer.progress import CancelToken, Progress
 
 
@@ -65,10 +66,17 @@ def examine(path: str | Path) -> list[Loadable]:
     found: list[Loadable] = []
     errors: list[InputError] = []
     for reader in readers():
-        try:
-            found.extend(reader.examine(path))
-        except InputError as exc:
-            errors.append(exc)
+        before = len(found)
+        with collected_warnings() as said:
+            try:
+                found.extend(reader.examine(path))
+            except InputError as exc:
+                errors.append(exc)
+        for item in found[before:]:  # what the library said about the file belongs to what was found in it
+            item.warnings.extend(w for w in said if w not in item.warnings)
+            item.load = _folding_warnings(item.load)
+        if errors and said:
+            errors[-1] = with_library_warnings(errors[-1], said)
     if found:
         return sorted(found, key=lambda item: (-item.confidence, -(item.n_slices or 0)))
     if errors:
@@ -76,6 +84,31 @@ def examine(path: str | Path) -> list[Loadable]:
     if path.is_dir():
         raise InputError("folder holds no image ctviewer can read (DICOM, NIfTI, NRRD, NumPy, photo)", path)
     raise InputError("not a format ctviewer can read (DICOM, NIfTI, NRRD, NumPy .npy/.npz, PNG/JPEG/TIFF)", path)
+
+
+def with_library_warnings(exc: InputError, said: list[str]) -> InputError:
+    """The error with what the library warned folded into its one line (the first thing it said)."""
+    extra = [w for w in said if w.split(";")[0] not in exc.reason]
+    if not extra:
+        return exc
+    folded = type(exc).__new__(type(exc))
+    InputError.__init__(folded, f"{exc.reason} (the reader also said: {extra[0]})", exc.path)
+    return folded
+
+
+def _folding_warnings(load: Callable[..., Volume]) -> Callable[..., Volume]:
+    """``load`` with what libraries warn while it reads put in the Volume's warnings (or in the
+    one-line error) instead of on stderr, whoever calls it."""
+    def load_quietly(*args, **kwargs) -> Volume:
+        with collected_warnings() as said:
+            try:
+                volume = load(*args, **kwargs)
+            except InputError as exc:
+                raise with_library_warnings(exc, said) from exc
+        volume.warnings.extend(w for w in said if w not in volume.warnings)
+        return volume
+
+    return load_quietly
 
 
 def read_volume(path: str | Path, series: int | str | None = None, progress: Progress | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,10 @@ FORMAT_VERSION = 1
 _REQUIRED = ("name", "task")
 _TEXT = ("name", "task", "created", "description", "notes")
 _TABLES = ("inputs", "outputs", "training", "metrics", "extra")
+#: Fields the tasks read as numbers: a card with text there would fail deep inside a run.
+_NUMBERS = {"outputs": ("threshold",),
+            "inputs": ("width_px", "row_multiple", "min_rows", "dims", "multiple", "overlap", "tile",
+                       "spacing_mm", "patch", "window_hu")}
 
 
 @dataclass
@@ -68,6 +73,12 @@ class ModelCard:
                     raise InputError(f"model card field 'version' should be text, not {_kind(value)}", path)
                 value = str(value)
             values[key] = value
+        for table, keys in _NUMBERS.items():
+            for key in keys:
+                given = (values.get(table) or {}).get(key)
+                if given is not None and not _is_numbers(given):
+                    raise InputError(f"model card field '{table}.{key}' should be a number, not "
+                                     f"{json.dumps(given)[:40]}", path)
         values["extra"] = {**unknown, **values.get("extra", {})}
         return cls(**values)
 
@@ -104,6 +115,13 @@ class ModelCard:
             if count >= limit:
                 break
         return "; ".join(parts)
+
+
+def _is_numbers(value) -> bool:
+    """A finite number, or a list of them (None allowed inside: 'spacing_mm': [null, 3, 3])."""
+    if isinstance(value, list):
+        return all(v is None or _is_numbers(v) for v in value) and not any(isinstance(v, list) for v in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _short(value: float) -> str:

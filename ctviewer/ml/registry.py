@@ -11,11 +11,13 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ctviewer.errors import InputError
 from ctviewer.io.atomic import atomic_path
+from ctviewer.io.guards import check_archive
 from ctviewer.ml.cards import FORMAT_VERSION, ModelCard
 
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "models"
@@ -62,7 +64,12 @@ def _read_entry(model_path: Path, shipped: bool) -> ModelEntry:
     card_path = model_path.with_suffix(".json")
     if not card_path.is_file():
         raise InputError(f"no model card beside the model (expected {card_path.name})", model_path)
-    return ModelEntry(ModelCard.read(card_path), model_path, card_path, shipped)
+    card = ModelCard.read(card_path)
+    # The archive is judged from its zip directory (milliseconds) before Keras or TensorFlow start:
+    # Keras would unpack a 3 MB zip bomb to gigabytes before noticing anything wrong.
+    if zipfile.is_zipfile(model_path):  # anything else Keras refuses by itself, without unpacking
+        check_archive(model_path, what="model file")
+    return ModelEntry(card, model_path, card_path, shipped)
 
 
 def _check(entry: ModelEntry, task: str | None) -> ModelEntry:
@@ -73,6 +80,17 @@ def _check(entry: ModelEntry, task: str | None) -> ModelEntry:
     if task is not None and card.task != task:
         raise InputError(f"is a {card.task} model, not a {task} model", entry.path)
     return entry
+
+
+def task_problem(entry: ModelEntry) -> str | None:
+    """Why a listed model cannot be run here (its card names a task this ctviewer has no code for), or None."""
+    from ctviewer.ml.tasks import task_names
+
+    known = task_names()
+    if entry.card.task in known:
+        return None
+    return (f"{entry.path}: card names the task '{entry.card.task}', which this ctviewer does not know "
+            f"(known: {', '.join(known)}); unusable")
 
 
 def scan_models(task: str | None = None) -> tuple[list[ModelEntry], list[str]]:
@@ -144,7 +162,7 @@ def load_model(name_or_path_or_entry, task: str | None = None, *, compile: bool 
     """
     from ctviewer.ml.backend import keras
 
-    entry = find_model(name_or_path_or_entry, task)
+    entry = find_model(name_or_path_or_entry, task)  # the archive is judged there, before Keras starts
     keras_module = keras()
     import_architectures()
     try:
