@@ -271,3 +271,15 @@ def test_photo_labels_and_predictions_keep_the_photos_pixels(tmp_path):
     labels = LabelMap(photo.with_array(red[None].astype(np.uint8), modality="", window=None), table())
     write_label_map(labels, tmp_path / "section_labels.png", image=photo)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "section_labels.png")) == 1, red)
+
+
+def test_training_pairs_are_written_on_the_image_files_grid(ct, tmp_path):
+    """Studies handed to training (images/ + labels/, nnU-Net's layout) keep the scan file's array
+    order and affine in both files, so the pair lines up for any tool reading it."""
+    from ctviewer.workflows.segmentation.export import export_training_pairs
+
+    _, img, truth, painted, image = ct
+    export_training_pairs([("case", image, painted)], tmp_path / "pairs")
+    scan, labels = nib.load(str(tmp_path / "pairs/images/case.nii.gz")), nib.load(str(tmp_path / "pairs/labels/case.nii.gz"))
+    assert np.array_equal(np.asarray(scan.dataobj), ct_values()) and np.array_equal(scan.affine, img.affine)
+    assert np.array_equal(np.asarray(labels.dataobj), truth) and np.array_equal(labels.affine, img.affine)
