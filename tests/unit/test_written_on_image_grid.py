@@ -283,3 +283,12 @@ def test_training_pairs_are_written_on_the_image_files_grid(ct, tmp_path):
     scan, labels = nib.load(str(tmp_path / "pairs/images/case.nii.gz")), nib.load(str(tmp_path / "pairs/labels/case.nii.gz"))
     assert np.array_equal(np.asarray(scan.dataobj), ct_values()) and np.array_equal(scan.affine, img.affine)
     assert np.array_equal(np.asarray(labels.dataobj), truth) and np.array_equal(labels.affine, img.affine)
+
+
+def test_labels_whose_header_rounds_the_images_direction_still_go_on_its_grid(ct, tmp_path):
+    """A label file from another tool often stores the image's oblique direction in float32:
+    on the image's grid all the same, it is written with the image's exact geometry."""
+    _, img, truth, painted, image = ct
+    rounded = painted.volume.with_array(painted.array, direction=image.direction + 2e-4)
+    out = nib.load(str(write_label_map(LabelMap(rounded, table()), tmp_path / "out.nii.gz", image=image)))
+    assert np.array_equal(np.asarray(out.dataobj), truth) and np.array_equal(out.affine, img.affine)
