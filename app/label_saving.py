@@ -50,6 +50,7 @@ class LabelKeeper(QObject):
         self.study: Study | None = None
         self.paths: dict[int, Path] = {}             # id(layer) -> the file it was opened from / saved to
         self.scratch: set[int] = set()               # id(layer) of layers nobody needs to keep (helpers' views)
+        self.unfiled: set[int] = set()               # id(layer) of layers made here holding labels, never saved
         #: where Save As proposes to put a layer that has no file yet; a workflow may know better
         #: (the thin-section project's label folder). (layer) -> Path, or None for the usual sidecar name
         self.propose_path = lambda layer: None
@@ -77,6 +78,7 @@ class LabelKeeper(QObject):
         self.study = study
         self.paths.clear()
         self.scratch.clear()
+        self.unfiled.clear()
         self._recoveries.clear()
         self.autosaver.saved()
         if study is None:
@@ -90,6 +92,8 @@ class LabelKeeper(QObject):
     def _on_inserted(self, index: int, layer) -> None:
         if isinstance(layer, LabelLayer):
             self._track(layer)
+            if self.path_of(layer) is None and layer.array.any():   # bins, a prediction, objects: no file yet
+                self.unfiled.add(id(layer))
 
     def _on_removed(self, index: int, layer) -> None:
         if isinstance(layer, LabelLayer):
@@ -114,6 +118,7 @@ class LabelKeeper(QObject):
 
     def _forget(self, layer: LabelLayer) -> None:
         self.scratch.discard(id(layer))
+        self.unfiled.discard(id(layer))
         table, slot = self._table_slots.pop(id(layer), (None, None))
         if table is not None:
             table.changed.disconnect(slot)
@@ -210,6 +215,7 @@ class LabelKeeper(QObject):
 
         def done(written: Path) -> None:
             self.paths[id(layer)] = Path(written)
+            self.unfiled.discard(id(layer))
             if editor.edit_count == count:
                 editor.mark_saved()
             self.recovery(layer).discard(saved_to=written)
@@ -237,12 +243,12 @@ class LabelKeeper(QObject):
 
     def unsaved_layers(self) -> list[LabelLayer]:
         """Layers with edits not in a file, and layers made here (bins, a prediction, objects) that
-        hold labels and have no file of their own yet."""
+        hold labels and were never saved."""
         if self.study is None:
             return []
         return [layer for layer in self.study.layers.by_kind("labels")
                 if self.annotator.editor_for(layer).modified
-                or (id(layer) not in self.scratch and self.path_of(layer) is None and layer.array.any())]
+                or (id(layer) in self.unfiled and id(layer) not in self.scratch)]
 
     def discard_all(self) -> None:
         """The user chose to throw the edits away (closing without saving)."""

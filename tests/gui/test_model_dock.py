@@ -78,7 +78,8 @@ def dock(qtbot, models):
 
 @pytest.fixture
 def window(qtbot, tmp_path, models):
-    win = MainWindow(with_3d=False, settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    win = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))   # 3D panel too
+    win.ask_unsaved = lambda names: "discard"   # a prediction never saved is asked about on closing
     qtbot.addWidget(win)
     win.show()
     yield win
