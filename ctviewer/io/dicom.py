@@ -75,10 +75,12 @@ class DicomReader:
                 continue
             series.setdefault(series_key(header), []).append(header)
         found = []
+        segmentations = [h for h in no_image if h.sop_class in SEG_SOP_CLASSES]
         for key, headers in series.items():
             for group, notes, part in split_series(key, headers):
                 try:
-                    found.append(_loadable(folder, group, name=folder.name, notes=notes, part=part))
+                    found.append(_loadable(folder, group, name=folder.name, notes=notes, part=part,
+                                           segmentations=_segmentations_of(group, segmentations)))
                 except InputError as exc:
                     broken.append(exc)
         if found:
@@ -120,19 +122,23 @@ def _check_image(header) -> None:
     if header.truncated:
         have = max(0, header.pixels.file_size - header.pixels.offset)
         raise InputError(f"pixel data is truncated ({have} of {header.pixels.length} bytes)", header.path)
-
-
     check_claims(header)
-def _loadable(path: Path, headers: list, name: str, notes: list[str] = (), part: str = "") -> Loadable:
+
+
+def _loadable(path: Path, headers: list, name: str, notes: list[str] = (), part: str = "",
+              segmentations: list[str] = ()) -> Loadable:
     """One Loadable for the headers of one series, loading from the frames noted now; ``notes``
     are what grouping the files had to guess, ``part`` what tells this series from another that
-    shares its description ('acquisition 2')."""
+    shares its description ('acquisition 2'), ``segmentations`` the DICOM-SEG files beside it that
+    reference it (opened over it as labels)."""
     from ctviewer.io.dicom_series import consistent_frames, frames_of, load_series
 
     frames = [frame for header in headers for frame in frames_of(header)]
     frames, warnings = consistent_frames(frames, path)
     warnings = list(notes) + warnings
     meta = _meta(frames, headers)
+    if segmentations:
+        meta["segmentations"] = list(segmentations)
     title = (meta["series_description"] or name) + (f" ({part})" if part else "")
     n = len(frames)
     description = f"{meta['modality']} {title}".strip() + f" — {n} {'slice' if n == 1 else 'slices'}"
@@ -149,6 +155,23 @@ def _loadable(path: Path, headers: list, name: str, notes: list[str] = (), part:
     return Loadable(path=path, description=description, format="dicom",
                     confidence=CONFIDENCE if confident else CONFIDENCE_NO_PREAMBLE, load=load,
                     n_slices=n, warnings=list(warnings), meta=meta)
+
+
+def _segmentations_of(headers: list, segmentations: list) -> list[str]:
+    """The DICOM-SEG files (of ``segmentations``) drawn on the series of ``headers``: those that
+    reference its SeriesInstanceUID; for a series that lost its UID, those on its frame of reference."""
+    from ctviewer.io.dicom_headers import value
+
+    ds = headers[0].dataset
+    uid = str(value(ds, "SeriesInstanceUID", "") or "")
+    frame_of_reference = str(value(ds, "FrameOfReferenceUID", "") or "")
+    found = []
+    for seg in segmentations:
+        referenced = {str(item.get("SeriesInstanceUID", "")) for item in seg.dataset.get("ReferencedSeriesSequence", [])}
+        same_frame = str(value(seg.dataset, "FrameOfReferenceUID", "") or "") == frame_of_reference
+        if (uid and uid in referenced) or (not uid and frame_of_reference and same_frame):
+            found.append(str(seg.path))
+    return found
 
 
 def _segmentation_loadable(path: Path) -> Loadable:

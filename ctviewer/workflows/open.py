@@ -32,7 +32,8 @@ def open_study(path: str | Path, label_paths=(), series: int = 0, progress: Prog
 
 def attach_found_labels(study: Study, image_path: str | Path) -> LabelLayer | None:
     """Open the label file that belongs to the image, if there is one (the seed layout
-    ``images_prepped_train/x.png`` -> ``annotations_prepped_train/x.png``, or ``NAME_labels.*``).
+    ``images_prepped_train/x.png`` -> ``annotations_prepped_train/x.png``, ``NAME_labels.*``, or a
+    DICOM-SEG in a DICOM folder that references the series opened).
 
     A found file that does not fit is not an error of the opening: it becomes a warning of the
     image, and the image opens without it.
@@ -40,6 +41,12 @@ def attach_found_labels(study: Study, image_path: str | Path) -> LabelLayer | No
     from ctviewer.io.label_files import find_label_file
 
     found = find_label_file(image_path) if Path(image_path).is_file() else None
+    segmentations = study.image.meta.get("segmentations") or []  # DICOM-SEGs beside a series, drawn on it
+    if found is None and segmentations:
+        found = Path(segmentations[0])
+        if len(segmentations) > 1:
+            study.image.warnings.append(f"{len(segmentations) - 1} more DICOM-SEG file(s) reference this series "
+                                        f"(opened: {found.name}); open them as labels to see them")
     if found is None:
         return None
     try:

@@ -25,6 +25,7 @@ from pydicom.sr.codedict import codes
 
 from ctviewer.cli import main
 from ctviewer.errors import InputError
+from ctviewer.io.registry import examine as examine_folder
 from ctviewer.workflows.open import load_labels_for, open_study
 from tests.conftest import REPO
 from tests.dicom_series import anonymised_copy
@@ -240,3 +241,23 @@ def test_cropped_seg_nrrd_converted_onto_its_reference(data, tmp_path, capsys):
     image = nib.load(data / "abdomen_slab_ct.nii.gz")
     assert written.shape == image.shape and np.allclose(written.affine, image.affine, atol=1e-4)
     assert np.array_equal(np.asarray(written.dataobj) == LIVER, ids == LIVER)
+
+
+def test_dicom_seg_in_the_series_folder_opens_with_it(ct, tmp_path):
+    """A SEG saved among the slices it was drawn on (a PACS export, dcmqi's output copied there) is
+    not a series of its own: the series opens with it as labels."""
+    sources, masks = _seg(ct, ct / "zz_seg.dcm", "BINARY")
+    items = examine_folder(ct)
+    assert len(items) == 1 and items[0].n_slices == 8
+    study = open_study(ct)
+    (layer,) = study.layers.by_kind("labels")
+    _check_labels_on_image(layer, study, sources, masks)
+
+
+def test_dicom_seg_of_another_series_in_the_folder_is_left_alone(ct, tmp_path):
+    """A SEG referencing another series beside the one opened is not attached to it."""
+    _seg(ct, tmp_path / "seg.dcm", "BINARY")
+    ds = pydicom.dcmread(tmp_path / "seg.dcm")
+    ds.ReferencedSeriesSequence[0].SeriesInstanceUID = pydicom.uid.generate_uid()
+    ds.save_as(ct / "zz_other.dcm")
+    assert open_study(ct).layers.by_kind("labels") == []
