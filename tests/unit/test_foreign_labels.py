@@ -261,3 +261,34 @@ def test_dicom_seg_of_another_series_in_the_folder_is_left_alone(ct, tmp_path):
     ds.ReferencedSeriesSequence[0].SeriesInstanceUID = pydicom.uid.generate_uid()
     ds.save_as(ct / "zz_other.dcm")
     assert open_study(ct).layers.by_kind("labels") == []
+
+
+def test_dicom_seg_opens_with_its_series_after_anonymisation(data, ct, tmp_path):
+    """The series lost its UIDs on export; the SEG beside it still shares its frame of reference."""
+    sources, masks = _seg(ct, tmp_path / "seg.dcm", "BINARY")
+    anonymised_copy(ct, tmp_path / "anon")
+    (tmp_path / "seg.dcm").rename(tmp_path / "anon" / "zz_seg.dcm")
+    study = open_study(tmp_path / "anon")
+    (layer,) = study.layers.by_kind("labels")
+    _check_labels_on_image(layer, study, sources, masks)
+    assert any("no SeriesInstanceUID" in w for w in study.image.warnings)
+
+
+def test_overlapping_segments_show_the_last_and_say_so(ct, tmp_path):
+    sources, masks = _seg(ct, tmp_path / "seg.dcm", "BINARY")
+    masks[1, 100:102, 200:202, 1] = True  # 'kidney' over 4 voxels of 'lesion'
+    descriptions = [hd.seg.SegmentDescription(
+        segment_number=n, segment_label=name, segmented_property_category=codes.SCT.Tissue,
+        segmented_property_type=codes.SCT.Tissue, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
+        for n, name in ((1, "lesion"), (2, "kidney"))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hd.seg.Segmentation(
+            source_images=sources, pixel_array=masks.astype(np.uint8), segmentation_type="BINARY",
+            segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=7,
+            sop_instance_uid=hd.UID(), instance_number=1, manufacturer="another tool", manufacturer_model_name="x",
+            software_versions="1", device_serial_number="1", omit_empty_frames=True).save_as(tmp_path / "overlap.dcm")
+    study = open_study(ct)
+    layer = load_labels_for(study, tmp_path / "overlap.dcm")
+    assert np.count_nonzero(layer.array == 2) == np.count_nonzero(masks[..., 1])
+    assert any("4 voxel(s) belong to more than one segment" in w for w in study.image.warnings)
