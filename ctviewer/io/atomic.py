@@ -43,6 +43,10 @@ _PART = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.part(\..*)?$")
 _YOUNG_S = 5.0
 #: Without locks (Windows), a part file is left over once it is this old.
 _STALE_S = 600.0
+#: A folder is looked through at most once this often by one process: a batch writing thousands of
+#: results into one folder must not list it thousands of times.
+_SWEEP_EVERY_S = 60.0
+_last_sweep: dict[str, float] = {}   # folder -> when this process last looked through it
 
 
 @contextlib.contextmanager
@@ -92,7 +96,7 @@ def _make_temp(target: Path) -> tuple[Path, int]:
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise InputError("folder does not exist", folder)
-    remove_leftovers(folder)
+    _sweep_now_and_then(folder)
     suffix = "".join(target.suffixes)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".part{suffix}", dir=folder)
@@ -165,6 +169,13 @@ def _backup(target: Path, locks: list[int]) -> Path | None:
 def _quiet_unlink(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink()
+
+
+def _sweep_now_and_then(folder: Path) -> None:
+    key, now = os.path.abspath(folder), time.monotonic()
+    if now - _last_sweep.get(key, -_SWEEP_EVERY_S) >= _SWEEP_EVERY_S:
+        _last_sweep[key] = now
+        remove_leftovers(folder)
 
 
 def remove_leftovers(folder: str | Path) -> list[Path]:

@@ -138,7 +138,7 @@ def test_leftovers_of_a_killed_save_go_at_the_next_save_into_the_folder(tmp_path
     import sys
     import time
 
-    from ctviewer.io.atomic import atomic_path
+    from ctviewer.io.atomic import atomic_path, remove_leftovers
 
     script = ("import sys, time\n"
               "from ctviewer.io.atomic import atomic_path\n"
@@ -160,12 +160,13 @@ def test_leftovers_of_a_killed_save_go_at_the_next_save_into_the_folder(tmp_path
     old = time.time() - 30
     os.utime(left[0], (old, old))   # the kill was a while ago
 
+    atomic_write_text(tmp_path / "picks.csv", "exam_id\n")   # the next save into the folder
+    assert not left[0].exists()
     with atomic_path(tmp_path / "other.csv") as running:
         running.write_text("live")
         os.utime(running, (old, old))
-        atomic_write_text(tmp_path / "picks.csv", "exam_id\n")
-        assert running.exists(), "a save removed the temporary file of a write still running"
-    assert not left[0].exists()
+        assert remove_leftovers(tmp_path) == []
+        assert running.exists(), "the temporary file of a write still running was taken for a leftover"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.csv", "picks.csv"]
 
 
