@@ -28,7 +28,7 @@ from ctviewer.errors import InputError
 from ctviewer.io.registry import examine as examine_folder
 from ctviewer.workflows.open import load_labels_for, open_study
 from tests.conftest import REPO
-from tests.dicom_series import anonymised_copy
+from tests.dicom_series import anonymised_copy, write_ct_series
 
 DATA = REPO.parent / "shared" / "data" / "ct"
 LIVER = 5  # TotalSegmentator's id in the slab's labels (data README)
@@ -43,11 +43,39 @@ def data() -> Path:
 
 # -- DICOM-SEG as highdicom / dcmqi write it -------------------------------------------------------
 
-@pytest.fixture
-def ct(data, tmp_path) -> Path:
-    """Eight real slices (of 99), in their own folder, as the series the SEG is drawn on."""
-    anonymised_copy(data / "acrin_001_dicom", tmp_path / "ct", count=8, start=40, remove=())
-    return tmp_path / "ct"
+#: An oblique plane (30 degrees about the feet-head axis, tilted 20 degrees): row and column cosines.
+_COS30, _SIN30, _COS20, _SIN20 = np.cos(np.pi / 6), np.sin(np.pi / 6), np.cos(np.pi / 9), np.sin(np.pi / 9)
+OBLIQUE = (_COS30, _SIN30, 0.0, -_SIN30 * _COS20, _COS30 * _COS20, -_SIN20)
+
+
+def write_series(kind: str, folder: Path, first: int = 0, data_folder: Path | None = None) -> Path:
+    """Eight slices from slice ``first`` on: of the real ACRIN series, or of an oblique synthetic one
+    written with pydicom (runs where the real data is absent)."""
+    if kind == "real":
+        anonymised_copy(data_folder / "acrin_001_dicom", folder, count=8, start=40 + first, remove=())
+        return folder
+    normal = np.cross(OBLIQUE[:3], OBLIQUE[3:])
+    planes = [(np.arange(40 * 48).reshape(40, 48) + 100 * k).astype(np.int16) for k in range(8)]
+    positions = [np.array([-20.0, 30.0, 50.0]) + 2.5 * (first + k) * normal for k in range(8)]
+    names = [f"{8 - k:03d}.dcm" for k in range(8)]  # against the position order
+    write_ct_series(folder, planes, positions, names, orientation=OBLIQUE, series_uid=SERIES_UID,
+                    per_slice=[{"InstanceNumber": k + 1} for k in range(8)], PatientID="P1",
+                    PatientName="Test^Patient", PatientBirthDate="", PatientSex="", StudyDate="20240101",
+                    StudyTime="120000", StudyID="1", AccessionNumber="", ReferringPhysicianName="",
+                    StudyInstanceUID=STUDY_UID, FrameOfReferenceUID=FRAME_UID, SeriesNumber=1, SliceThickness=2.5)
+    return folder
+
+
+SERIES_UID, STUDY_UID, FRAME_UID = "1.2.826.0.1.3680043.8.498.1", "1.2.826.0.1.3680043.8.498.2", \
+    "1.2.826.0.1.3680043.8.498.3"
+
+
+@pytest.fixture(params=["real", "oblique"])
+def ct(request, tmp_path) -> Path:
+    """Eight slices in their own folder, as the series the SEG is drawn on: real (ACRIN, axial) or
+    a synthetic oblique series."""
+    data_folder = request.getfixturevalue("data") if request.param == "real" else None
+    return write_series(request.param, tmp_path / "ct", data_folder=data_folder)
 
 
 def _pixel_world(ds, row: int, column: int) -> np.ndarray:
@@ -64,10 +92,11 @@ def _seg(ct: Path, path: Path, kind: str, shuffle_sources: bool = True):
     sources = [pydicom.dcmread(p) for p in sorted(ct.iterdir())]
     if shuffle_sources:
         random.Random(7).shuffle(sources)
-    masks = np.zeros((len(sources), 512, 512, 2), dtype=bool)
-    masks[1, 100:110, 200:230, 0] = True      # 'lesion' on one slice
-    masks[5, 300:306, 40:52, 1] = True        # 'kidney' on another, rows and columns unequal
-    masks[5, 100:104, 200:204, 0] = True      # and 'lesion' again there
+    rows, columns = sources[0].Rows, sources[0].Columns
+    masks = np.zeros((len(sources), rows, columns, 2), dtype=bool)
+    masks[1, rows // 5:rows // 5 + 10, columns // 3:columns // 3 + 30, 0] = True  # 'lesion' on one slice
+    masks[5, rows // 2:rows // 2 + 6, 2:14, 1] = True  # 'kidney' on another, rows and columns unequal
+    masks[5, 2:6, columns // 3:columns // 3 + 4, 0] = True  # and 'lesion' again there
     descriptions = [hd.seg.SegmentDescription(
         segment_number=n, segment_label=name, segmented_property_category=codes.SCT.Tissue,
         segmented_property_type=codes.SCT.Tissue, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
@@ -88,7 +117,10 @@ def _seg(ct: Path, path: Path, kind: str, shuffle_sources: bool = True):
 
 def _check_labels_on_image(layer, study, sources, masks) -> None:
     assert layer.array.shape == study.image.shape
-    for (k, row, column, segment), label_id in (((1, 105, 210, 0), 1), ((5, 303, 45, 1), 2), ((5, 101, 201, 0), 1)):
+    rows, columns = masks.shape[1:3]
+    probes = [((1, rows // 5 + 5, columns // 3 + 10, 0), 1), ((5, rows // 2 + 3, 5, 1), 2),
+              ((5, 3, columns // 3 + 1, 0), 1)]
+    for (k, row, column, segment), label_id in probes:
         assert masks[k, row, column, segment]
         index = np.rint(study.image.lps_to_index(_pixel_world(sources[k], row, column))).astype(int)
         assert layer.array[tuple(index)] == label_id
@@ -128,11 +160,11 @@ def test_dicom_seg_over_its_series_through_the_command_line(ct, tmp_path, capsys
     assert stats["lesion"]["voxels"] == 10 * 30 + 4 * 4 and stats["kidney"]["voxels"] == 6 * 12
 
 
-def test_dicom_seg_of_other_slices_is_refused(data, ct, tmp_path):
+def test_dicom_seg_of_other_slices_is_refused(request, ct, tmp_path):
     """A SEG drawn on slices the opened series does not hold names what is wrong."""
-    other = tmp_path / "other"
-    anonymised_copy(data / "acrin_001_dicom", other, count=8, start=60, remove=())
-    _seg(other, tmp_path / "seg.dcm", "BINARY")
+    kind = request.node.callspec.params["ct"]
+    data_folder = request.getfixturevalue("data") if kind == "real" else None
+    _seg(write_series(kind, tmp_path / "other", first=20, data_folder=data_folder), tmp_path / "seg.dcm", "BINARY")
     with pytest.raises(InputError, match="seg.dcm.*labels outside the image"):
         load_labels_for(open_study(ct), tmp_path / "seg.dcm")
 
@@ -263,7 +295,7 @@ def test_dicom_seg_of_another_series_in_the_folder_is_left_alone(ct, tmp_path):
     assert open_study(ct).layers.by_kind("labels") == []
 
 
-def test_dicom_seg_opens_with_its_series_after_anonymisation(data, ct, tmp_path):
+def test_dicom_seg_opens_with_its_series_after_anonymisation(ct, tmp_path):
     """The series lost its UIDs on export; the SEG beside it still shares its frame of reference."""
     sources, masks = _seg(ct, tmp_path / "seg.dcm", "BINARY")
     anonymised_copy(ct, tmp_path / "anon")
@@ -276,7 +308,8 @@ def test_dicom_seg_opens_with_its_series_after_anonymisation(data, ct, tmp_path)
 
 def test_overlapping_segments_show_the_last_and_say_so(ct, tmp_path):
     sources, masks = _seg(ct, tmp_path / "seg.dcm", "BINARY")
-    masks[1, 100:102, 200:202, 1] = True  # 'kidney' over 4 voxels of 'lesion'
+    rows, columns = masks.shape[1:3]
+    masks[1, rows // 5:rows // 5 + 2, columns // 3:columns // 3 + 2, 1] = True  # 'kidney' over 4 voxels of 'lesion'
     descriptions = [hd.seg.SegmentDescription(
         segment_number=n, segment_label=name, segmented_property_category=codes.SCT.Tissue,
         segmented_property_type=codes.SCT.Tissue, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
@@ -292,3 +325,31 @@ def test_overlapping_segments_show_the_last_and_say_so(ct, tmp_path):
     layer = load_labels_for(study, tmp_path / "overlap.dcm")
     assert np.count_nonzero(layer.array == 2) == np.count_nonzero(masks[..., 1])
     assert any("4 voxel(s) belong to more than one segment" in w for w in study.image.warnings)
+
+
+def _rotation(degrees: float) -> np.ndarray:
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+
+
+@pytest.mark.parametrize("directions", [np.eye(3), np.diag([-1.0, -1.0, 1.0]), _rotation(25) @ np.diag([1, -1, 1.0])],
+                         ids=["RAS", "LPS", "oblique"])
+def test_cropped_seg_nrrd_over_a_synthetic_nifti(tmp_path, directions):
+    """Runs without the real data: a NIfTI stored RAS, LPS or oblique, and a cropped seg.nrrd of an
+    asymmetric L-shaped label; its voxels land on the NIfTI's voxels, found through world positions."""
+    affine = np.eye(4)
+    affine[:3, :3] = directions @ np.diag([0.8, 0.7, 2.5])
+    affine[:3, 3] = (-30.0, 12.0, 40.0)
+    image = np.arange(20 * 24 * 9, dtype=np.int16).reshape(20, 24, 9)
+    nib.save(nib.Nifti1Image(image, affine), tmp_path / "scan.nii.gz")
+    ids = np.zeros(image.shape, np.uint8)
+    ids[4:12, 6:8, 3] = 2
+    ids[4:6, 8:15, 3] = 2  # the foot of the L
+    _slicer_seg_nrrd(tmp_path / "l.seg.nrrd", ids, affine, {2: "L"}, margin=1)
+    study = open_study(tmp_path / "scan.nii.gz")
+    layer = load_labels_for(study, tmp_path / "l.seg.nrrd")
+    assert np.count_nonzero(layer.array == 2) == np.count_nonzero(ids)
+    for ijk in np.argwhere(ids == 2)[::5]:
+        x, y, z = affine[:3, :3] @ ijk + affine[:3, 3]
+        index = np.rint(study.image.lps_to_index((-x, -y, z))).astype(int)
+        assert layer.array[tuple(index)] == 2 and study.image.array[tuple(index)] == image[tuple(ijk)]
