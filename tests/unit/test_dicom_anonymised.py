@@ -20,7 +20,7 @@ from pydicom.uid import JPEG2000Lossless, generate_uid
 
 from ctviewer.io.registry import examine, read_volume
 from tests.conftest import REPO
-from tests.dicom_series import anonymised_copy
+from tests.dicom_series import anonymised_copy, write_ct_series
 
 ACRIN_STEP_MM = 4.25  # 5 mm slices every 4.25 mm (data README)
 PYDICOM_SERIES = Path(pydicom.__file__).parent / "data" / "test_files" / "dicomdirtests"
@@ -93,6 +93,24 @@ def test_two_anonymised_series_in_one_folder_are_kept_apart(acrin, tmp_path, cha
     unchanged = read_volume(tmp_path / "mixed", series=_index_of_unchanged(items))
     assert unchanged.shape == (10, 512, 512) and unchanged.spacing[0] == pytest.approx(ACRIN_STEP_MM)
     assert not any("repeat the position" in w for w in unchanged.warnings)
+
+
+@pytest.mark.parametrize("change", [
+    {"SeriesNumber": 3}, {"PixelSpacing": [0.5, 0.5]}, {"ImageOrientationPatient": [0, 1, 0, 0, 0, -1]},
+    {"FrameOfReferenceUID": generate_uid()}, {"PatientID": "P2"},
+], ids=lambda change: next(iter(change)))
+def test_two_synthetic_anonymised_series_are_kept_apart(tmp_path, change):
+    """The same rule without the real data: a small series written with pydicom, copied twice."""
+    planes = [np.full((8, 6), 10 * k, np.int16) for k in range(5)]
+    write_ct_series(tmp_path / "src", planes, [(0.0, 0.0, 3.0 * k) for k in range(5)], [f"{k}.dcm" for k in range(5)],
+                    PatientID="P1", FrameOfReferenceUID="1.2.3.9", SeriesNumber=2, SeriesDescription="CT")
+    anonymised_copy(tmp_path / "src", tmp_path / "mixed", prefix="a")
+    anonymised_copy(tmp_path / "src", tmp_path / "mixed", prefix="b", **change)
+    items = examine(tmp_path / "mixed")
+    assert len(items) == 2
+    unchanged = read_volume(tmp_path / "mixed", series=_index_of_unchanged(items))
+    assert unchanged.shape == (5, 8, 6) and unchanged.spacing[0] == pytest.approx(3.0)
+    assert no_uid_warnings(unchanged.warnings)
 
 
 def _index_of_unchanged(items) -> int:
