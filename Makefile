@@ -17,10 +17,10 @@ test: setup
 
 # The core tier runs with Qt made unimportable: it proves ctviewer/ needs no GUI.
 test-core:
-	CTVIEWER_BLOCK_QT=1 $(BIN)/pytest -p no:pytest-qt tests/unit tests/cli
+	CTVIEWER_BLOCK_QT=1 $(BIN)/pytest -p no:pytest-qt --durations=15 tests/unit tests/cli
 
 test-gui:
-	$(XVFB) $(BIN)/pytest -p no:xvfb tests/gui
+	$(XVFB) $(BIN)/pytest -p no:xvfb --durations=15 tests/gui
 
 setup: system-packages $(VENV)/.installed
 
