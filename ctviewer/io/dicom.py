@@ -167,7 +167,8 @@ def _segmentations_of(headers: list, segmentations: list) -> list[str]:
     frame_of_reference = str(value(ds, "FrameOfReferenceUID", "") or "")
     found = []
     for seg in segmentations:
-        referenced = {str(item.get("SeriesInstanceUID", "")) for item in seg.dataset.get("ReferencedSeriesSequence", [])}
+        references = seg.dataset.get("ReferencedSeriesSequence", [])
+        referenced = {str(item.get("SeriesInstanceUID", "")) for item in references}
         same_frame = str(value(seg.dataset, "FrameOfReferenceUID", "") or "") == frame_of_reference
         if (uid and uid in referenced) or (not uid and frame_of_reference and same_frame):
             found.append(str(seg.path))

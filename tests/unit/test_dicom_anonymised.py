@@ -27,7 +27,7 @@ PYDICOM_SERIES = Path(pydicom.__file__).parent / "data" / "test_files" / "dicomd
 
 
 @pytest.fixture(scope="module")
-def acrin(request) -> Path:
+def acrin() -> Path:
     folder = REPO.parent / "shared" / "data" / "ct" / "acrin_001_dicom"
     if not folder.is_dir():
         pytest.skip(f"real DICOM series {folder} is absent (only in the team's checkout)")
