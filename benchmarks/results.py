@@ -3,8 +3,8 @@ script printed.
 
 A section belongs to one script: its heading ends with the script's name in backticks, and a new run
 replaces that section (or appends it) and leaves every other one as it was. The file is replaced in
-one step (a temporary beside it, then ``os.replace``), under a lock on its folder, so two benchmarks finishing
-together cannot lose each other's section and a killed run leaves the old file whole.
+one step (a temporary beside it, then ``os.replace``) under a lock on its folder, so two benchmarks
+finishing together cannot lose each other's section and a killed run leaves the old file whole.
 
 Use::
 
@@ -12,7 +12,7 @@ Use::
     out = Report(__file__, "Locating L3 and T12")
     out("locate L3 + T12    545 ms   28x")    # printed now, and kept for the section
     out.verdict("under 1 s", total < 1.0)
-    out.save()                                 # or out.save(record=False) for --no-record
+    out.save()                                 # out.save(False) for --no-record: printed only
 """
 
 from __future__ import annotations
