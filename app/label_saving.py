@@ -187,6 +187,8 @@ class LabelKeeper(QObject):
             path = Path(proposed)
         elif image.source and Path(image.source).exists():
             path = default_label_path(Path(image.source), photo=image.is_photo)
+            if format_suffix(image.source) in (".nrrd", ".nhdr"):   # a 3D Slicer user: its segmentation file
+                path = path.with_name(path.name.replace(".nii.gz", ".seg.nrrd"))
             if layer is not self._first_label_layer():
                 path = path.with_name(path.name.replace("_labels", f"_{_safe(layer.name)}", 1))
         else:

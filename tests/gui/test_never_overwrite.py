@@ -366,3 +366,24 @@ def test_a_restored_layer_holds_only_the_strokes_and_saves_beside_the_image(wind
         assert np.count_nonzero(read_nifti(asked[0])) == np.count_nonzero(strokes)
     else:
         np.testing.assert_array_equal(np.asarray(Image.open(asked[0])), strokes[0])
+
+
+def test_a_new_layer_of_an_nrrd_scan_proposes_a_slicer_segmentation(window, qtbot, tmp_path, shared_data):
+    import nrrd
+
+    from ctviewer.io.registry import read_volume
+    from ctviewer.io.writers import write_volume
+
+    (tmp_path / "study").mkdir()
+    scan = write_volume(read_volume(shared_data / CT), tmp_path / "study" / "slab.nrrd")
+    before = sha256(scan)
+    open_file(window, qtbot, scan)
+    menu_action(window, "&New label layer").trigger()
+    layer = window.annotator.layer
+    stroke(window, qtbot)
+    asked = answer_save_as(window)
+    ctrl_s(window, qtbot)
+    assert asked == [scan.with_name("slab_labels.seg.nrrd")] and sha256(scan) == before
+    data, header = nrrd.read(str(asked[0]))
+    assert tuple(data.shape[-3:]) == tuple(nrrd.read_header(str(scan))["sizes"])
+    assert np.count_nonzero(data) == np.count_nonzero(layer.array) and "Segment0_LabelValue" in header

@@ -299,11 +299,18 @@ def test_killed_mid_edit_the_reopened_image_offers_the_strokes_back(window, qtbo
     assert child.returncode == -signal.SIGKILL
     offered = []
     window.ask_restore = lambda entries: offered.append(entries) or True
+    scan_bytes = image_path.read_bytes()
     window.set_study(open_path(image_path))
     assert offered and offered[0][0].layer_name == "labels"
     restored = window.study.layers.by_kind("labels")[-1]
     np.testing.assert_array_equal(restored.array, np.load(expected))
     assert window.annotator.layer is restored and window.annotator.editor.modified
+    # the layer was started by painting: it has no file, so Ctrl+S asks, and the scan stays as it was
+    asked = []
+    window.ask_save_path = lambda default: asked.append(default) or default
+    key(window, "Ctrl+S")
+    qtbot.waitUntil(lambda: not window.annotator.editor.modified, timeout=10000)
+    assert asked == [tmp_path / "scan_labels.nii.gz"] and image_path.read_bytes() == scan_bytes
 
 
 def test_3d_fill_runs_in_a_worker_and_is_one_undo_step(window, ct_study, qtbot):
