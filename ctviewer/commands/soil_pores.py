@@ -77,7 +77,7 @@ def run_objects(args) -> int:
         labels = _objects(cube, args, bar)
     finally:
         bar.clear()
-    written = write_label_map(labels, args.output)
+    written = write_label_map(labels, args.output, image=cube)
     print(f"{args.cube.name}: {'x'.join(map(str, cube.shape))} voxels, "
           f"{'equal-width bins' if args.method == 'equal' else 'multi-Otsu classes'} -> {written}")
     for row in object_counts(labels):

@@ -96,7 +96,10 @@ def write_label_map(labels: LabelMap, path: str | Path, image: Volume | None = N
     """
     from ctviewer.imaging.orientation import on_image_grid, to_stored
 
+    from ctviewer.io.opened import refuse_image_file
+
     path = Path(path)
+    refuse_image_file(path, image)   # `segment scan.nii.gz -o scan.nii.gz` must not destroy the scan
     if format_suffix(path) == ".dcm":
         from ctviewer.io.dicom_seg import NEEDS_DICOM, write_dicom_seg
 

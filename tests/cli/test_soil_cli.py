@@ -77,3 +77,20 @@ def test_every_soil_action_is_offered(capsys):
     out = capsys.readouterr().out
     for action in ("cube", "objects", "pores", "explain"):
         assert action in out
+
+
+def test_objects_written_over_the_cube_itself_are_refused_and_the_cube_is_untouched(tmp_path, capsys):
+    """`soil objects cube.nii.gz -o cube.nii.gz` would replace the scan by its label map."""
+    import hashlib
+
+    import nibabel as nib
+
+    cube = tmp_path / "cube.nii.gz"
+    values = np.random.default_rng(1).integers(0, 4096, (20, 18, 16)).astype(np.int16)
+    nib.save(nib.Nifti1Image(values, np.diag([0.1, 0.1, 0.1, 1.0])), cube)
+    before = hashlib.sha256(cube.read_bytes()).hexdigest()
+    code = main(["soil", "objects", str(cube), "-o", str(cube)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and str(cube) in err[0] and "image you opened" in err[0]
+    assert hashlib.sha256(cube.read_bytes()).hexdigest() == before
