@@ -10,11 +10,13 @@ DICOM, so examining a photo costs nothing here.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import struct
 from pathlib import Path
 
 from ctviewer.data.volume import Volume
-from ctviewer.errors import InputError
+from ctviewer.errors import Cancelled, InputError
 from ctviewer.io.dicom_seg import SEG_SOP_CLASSES
 from ctviewer.io.registry import Loadable
 from ctviewer.progress import CancelToken, Progress
@@ -125,6 +127,22 @@ def _check_image(header) -> None:
     check_claims(header)
 
 
+@contextlib.contextmanager
+def broken_values_refused(path: Path):
+    """pydicom converts a value when it is first asked for: a file whose header bytes are broken
+    (an unknown VR, a number that is text) fails only then, with whatever error the conversion
+    raises. That is a bad file, reported as one, not a fault of ours."""
+    try:
+        yield
+    except (InputError, Cancelled):
+        raise
+    except (NotImplementedError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+            struct.error) as exc:
+        from ctviewer.io.dicom_headers import _reason
+
+        raise InputError(f"DICOM header holds a value that cannot be read ({_reason(exc)})", path) from exc
+
+
 def _loadable(path: Path, headers: list, name: str, notes: list[str] = (), part: str = "",
               segmentations: list[str] = ()) -> Loadable:
     """One Loadable for the headers of one series, loading from the frames noted now; ``notes``
@@ -133,10 +151,11 @@ def _loadable(path: Path, headers: list, name: str, notes: list[str] = (), part:
     reference it (opened over it as labels)."""
     from ctviewer.io.dicom_series import consistent_frames, frames_of, load_series
 
-    frames = [frame for header in headers for frame in frames_of(header)]
-    frames, warnings = consistent_frames(frames, path)
-    warnings = list(notes) + warnings
-    meta = _meta(frames, headers)
+    with broken_values_refused(path):
+        frames = [frame for header in headers for frame in frames_of(header)]
+        frames, warnings = consistent_frames(frames, path)
+        warnings = list(notes) + warnings
+        meta = _meta(frames, headers)
     if segmentations:
         meta["segmentations"] = list(segmentations)
     title = (meta["series_description"] or name) + (f" ({part})" if part else "")
@@ -149,7 +168,8 @@ def _loadable(path: Path, headers: list, name: str, notes: list[str] = (), part:
             _check_image(header)
         # the files the voxels came from: a DICOM-SEG of labels drawn on them references them
         volume_meta = dict(meta, dicom_files=[str(h.path) for h in used])
-        return load_series(frames, title, path, warnings, volume_meta, progress, cancel)
+        with broken_values_refused(path):
+            return load_series(frames, title, path, warnings, volume_meta, progress, cancel)
 
     confident = not any(h.forced for h in headers)
     return Loadable(path=path, description=description, format="dicom",

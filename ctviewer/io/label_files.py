@@ -104,6 +104,21 @@ def read_sidecar_table(path: str | Path) -> LabelTable | None:
 
 # -- reading -----------------------------------------------------------------------------------
 def read_label_map(path: str | Path, canonical: bool = True, map_colours: bool = False) -> LabelMap:
+    """:func:`_read_label_map`, with what libraries warn while reading kept in ``LabelMap.warnings``
+    (or folded into the one-line error) instead of printed on stderr."""
+    from ctviewer.io.guards import collected_warnings
+    from ctviewer.io.registry import with_library_warnings
+
+    with collected_warnings() as said:
+        try:
+            labels = _read_label_map(path, canonical, map_colours)
+        except InputError as exc:
+            raise with_library_warnings(exc, said) from exc
+    labels.warnings.extend(w for w in said if w not in labels.warnings)
+    return labels
+
+
+def _read_label_map(path: str | Path, canonical: bool = True, map_colours: bool = False) -> LabelMap:
     """A label map from any format ctviewer writes: NIfTI / ``.npy`` / PNG (+ ``NAME.labels.json``),
     NRRD / ``.seg.nrrd``, or a DICOM-SEG.
 

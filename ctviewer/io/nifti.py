@@ -8,6 +8,7 @@ only where it is not the identity, and stays integer when it can.
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from pathlib import Path
 
@@ -154,10 +155,22 @@ def _check_header(img, path: Path) -> None:
     dtype = img.get_data_dtype()
     if dtype.kind == "c":
         raise InputError(f"NIfTI holds complex ({dtype}) values (raw MR data?): not an image to view", path)
+    try:  # both, as results written for this image keep them (a broken qform fails only when asked)
+        if hasattr(img.header, "get_qform"):
+            img.header.get_qform(), img.header.get_sform()
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        raise InputError(f"NIfTI orientation (qform / sform) is not a valid transform: {_why(exc)}", path) from exc
     affine = np.asarray(img.affine, dtype=float)
     if not np.all(np.isfinite(affine)):
         which = "sform" if int(img.header.get("sform_code", 0) or 0) > 0 else "qform / pixdim"
         raise InputError(f"NIfTI {which} holds NaN or infinite values: the image has no valid position", path)
+    if hasattr(img.header, "get_xyzt_units"):
+        try:
+            img.header.get_xyzt_units()
+        except KeyError:  # a code NIfTI does not define: read as 'unknown' (mm), as other readers do
+            warnings.warn(f"NIfTI xyzt_units code {int(img.header['xyzt_units'])} is not a NIfTI unit: "
+                          "taken as mm", stacklevel=2)
+            img.header["xyzt_units"] = 0
     offset = int(getattr(img.dataobj, "offset", 0) or 0)
     claimed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     data_file = Path(img.file_map["image"].filename or path)

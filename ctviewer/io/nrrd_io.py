@@ -17,6 +17,7 @@ origin already places the stored voxels.
 from __future__ import annotations
 
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ def _nrrd():
 
 def _errors() -> tuple[type[BaseException], ...]:
     return (_nrrd().NRRDError, OSError, EOFError, ValueError, KeyError, UnicodeDecodeError, IndexError,
-            TypeError)
+            TypeError, zlib.error)
 
 
 def read_header(path: Path) -> dict:

@@ -17,6 +17,7 @@ import numpy as np
 
 from ctviewer.data.volume import Volume
 from ctviewer.errors import InputError
+from ctviewer.io import guards
 from ctviewer.io.label_files import format_suffix
 from ctviewer.io.registry import Loadable
 
@@ -62,6 +63,7 @@ class PhotoReader:
             if claimed:
                 raise
             return []  # a signature by chance ("BM..." text) in a file not named as an image
+        _check_claimed_size(path, fmt, size)
         pages = _tiff_pages(path) if fmt == "tiff" else 1
         what = f"{pages} pages of {size[0]}×{size[1]}" if pages > 1 else f"{size[0]}×{size[1]} {fmt.upper()}"
         return [Loadable(path, f"{path.name} — {what}", "photo", 0.9 if claimed else 0.6,
@@ -91,6 +93,45 @@ def _size(path: Path) -> tuple[int, int]:
 def _why(exc: BaseException) -> str:
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def _check_claimed_size(path: Path, fmt: str, size: tuple[int, int]) -> None:
+    """Before decoding: the pixels the header claims must fit in memory, and a PNG's must fit in
+    what its deflate data can inflate to (a 100-byte PNG cannot hold 20000 x 20000 pixels)."""
+    width, height = size
+    guards.check_memory(width * height * 4, path, "the photo")  # RGBA 8-bit: the widest Pillow gives
+    if fmt != "png":
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    if len(head) < 26 or head[12:16] != b"IHDR":
+        return  # Pillow says what is wrong
+    bit_depth, colour_type = head[24], head[25]
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour_type, 1)
+    raw = height * (1 + -(-width * channels * bit_depth // 8))  # a filter byte per row
+    if raw > path.stat().st_size * guards.DEFLATE_MAX_RATIO:
+        raise InputError(f"PNG header claims {width}x{height} pixels but the file is too small to hold "
+                         "them (truncated or corrupt)", path)
+    _check_png_chunks(path)
+
+
+def _check_png_chunks(path: Path) -> None:
+    """Every chunk's length must end inside the file: Pillow reads a chunk by its claimed length,
+    so one byte changed in a length makes it ask for a gigabyte before finding the file short."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        position = 8
+        while position + 8 <= size:
+            fh.seek(position)
+            length, kind = struct.unpack(">I4s", fh.read(8))
+            end = position + 12 + length  # length, type, data, CRC
+            if end > size:
+                name = kind.decode("latin-1") if kind.isalpha() else repr(kind)
+                raise InputError(f"PNG chunk {name} claims {length:,} bytes, past the end of the file "
+                                 "(truncated or corrupt)", path)
+            if kind == b"IEND":
+                return
+            position = end
 
 
 def load_photo(path: Path) -> Volume:
@@ -198,7 +239,7 @@ def _tiff_pages(path: Path) -> int:
     try:
         with tifffile.TiffFile(path) as tif:
             return len(tif.series[0].pages) if tif.series else 1
-    except (tifffile.TiffFileError, OSError, ValueError, struct.error, IndexError):
+    except Exception:  # tifffile raises many kinds (ZeroDivisionError, KeyError...) on a broken file
         return 1  # Pillow gets its chance to read it or to say why not
 
 
@@ -209,7 +250,7 @@ def _tiff_size(path: Path) -> tuple[int, int]:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
             return int(page.imagewidth), int(page.imagelength)
-    except (tifffile.TiffFileError, OSError, ValueError, struct.error, IndexError) as exc:
+    except Exception as exc:  # tifffile raises many kinds on a broken file: all mean 'cannot read'
         raise InputError(f"cannot read image: {_why(exc)}", path) from exc
 
 
@@ -222,7 +263,7 @@ def _needs_tifffile(path: Path) -> bool:
             page = tif.pages[0]
             many = bool(tif.series) and len(tif.series[0].pages) > 1
             return many or (page.bitspersample > 8 and page.samplesperpixel > 1)
-    except (tifffile.TiffFileError, OSError, ValueError, struct.error, IndexError):
+    except Exception:  # tifffile raises many kinds (ZeroDivisionError, KeyError...) on a broken file
         return False
 
 
@@ -233,11 +274,13 @@ def _read_tiff(path: Path, warnings: list[str]) -> np.ndarray:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
+            guards.check_memory(int(series.size) * np.dtype(series.dtype).itemsize, path)
             array, axes = series.asarray(), series.axes
             page = tif.pages[0]
             photometric, colormap = page.photometric, page.colormap
-    except (tifffile.TiffFileError, OSError, ValueError, struct.error, IndexError, KeyError,
-            RuntimeError) as exc:
+    except InputError:
+        raise
+    except Exception as exc:  # tifffile raises many kinds on a broken file: all mean 'cannot read'
         raise InputError(f"cannot read image: {_why(exc)}", path) from exc
     if "S" in axes:
         array = np.moveaxis(array, axes.index("S"), -1)
