@@ -222,7 +222,23 @@ COMMANDS.update({verb: (lambda args, _m=module: importlib.import_module(_m).run(
 
 
 def run_guarded(fn) -> int:
-    """Run a command, turning errors into one line on stderr and the contract's exit codes."""
+    """Run a command, turning errors into one line on stderr and the contract's exit codes.
+
+    What libraries warn on the way (nibabel, pydicom, numpy...) is held back rather than printed
+    in their own formats: after a success each becomes a ``ctviewer: warning:`` line; after bad
+    input the one error line stands alone (the readers already fold what they were told into it).
+    """
+    from ctviewer.io.guards import collected_warnings
+
+    with collected_warnings() as said:
+        code = _run_reporting_errors(fn)
+    if code == EXIT_OK or os.environ.get("CTVIEWER_DEBUG"):
+        for warning in said:
+            print(f"ctviewer: warning: {warning}", file=sys.stderr)
+    return code
+
+
+def _run_reporting_errors(fn) -> int:
     try:
         return fn()
     except InputError as exc:
