@@ -1,0 +1,129 @@
+"""Benchmark: what the malformed-file guards cost when opening good files.
+
+Target (issue 14): opening the 300-slice DICOM series and a 512x512x200 NIfTI stays within 5 % of
+the time without the guards, measured side by side in the same process.
+
+"Without" runs the same ``registry.read_volume`` with the checks added for malformed files
+replaced by no-ops: the header claims against file size and memory (``io/guards.py``, NIfTI's
+``_check_header``, DICOM's ``check_claims``) and the collection of library warnings. Runs are
+interleaved (with, without, with, ...) on warm files and the best of each is compared, so drift
+in the machine's load hits both alike.
+
+    .venv/bin/python benchmarks/bench_open_guards.py [--repeat 7] [--no-record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench_load_dicom import make_series, series_folder  # the DICOM load benchmark's series
+from results import Report  # benchmarks/, the script's own folder
+
+SLICES = 300
+NIFTI_SHAPE = (512, 512, 200)  # x, y, z as nibabel stores it
+
+
+def nifti_file() -> Path:
+    """A 512x512x200 int16 CT-like .nii.gz (generated once into the benchmark cache)."""
+    import nibabel as nib
+
+    path = series_folder(SLICES).parent / "nifti_ct_512x512x200.nii.gz"
+    if not path.is_file():
+        rng = np.random.default_rng(0)
+        xx, yy = np.mgrid[:512, :512]
+        body = ((yy - 256) / 200.0) ** 2 + ((xx - 256) / 240.0) ** 2 < 1
+        plane = np.where(body, 40, -1000).astype(np.int16)
+        data = np.repeat(plane[:, :, None], NIFTI_SHAPE[2], axis=2)
+        data += rng.normal(0, 15, data.shape).astype(np.int16)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(".part." + path.name)
+        nib.save(nib.Nifti1Image(data, np.diag([0.7, 0.7, 1.25, 1.0])), tmp)
+        os.replace(tmp, path)
+    return path
+
+
+@contextlib.contextmanager
+def guards_off():
+    """The readers as they were before the guards: every check a no-op, warnings left alone."""
+    from ctviewer.io import dicom_headers, guards, label_files, nifti, registry  # noqa: F401
+
+    @contextlib.contextmanager
+    def nothing_collected():
+        yield []
+
+    noop = lambda *args, **kwargs: None  # noqa: E731
+    saved = {}
+    patches = [(guards, "check_memory", noop), (guards, "check_plain_size", noop),
+               (guards, "check_gzip_size", noop), (guards, "check_archive", noop),
+               (nifti, "_check_header", noop), (dicom_headers, "check_claims", noop),
+               (registry, "collected_warnings", nothing_collected)]
+    for module, name, value in patches:
+        saved[(module, name)] = getattr(module, name)
+        setattr(module, name, value)
+    try:
+        yield
+    finally:
+        for (module, name), value in saved.items():
+            setattr(module, name, value)
+
+
+def open_once(path: Path) -> float:
+    from ctviewer.io.registry import read_volume
+
+    gc.collect()
+    start = time.perf_counter()
+    volume = read_volume(path)
+    elapsed = time.perf_counter() - start
+    assert volume.array.size > 0
+    del volume
+    return elapsed
+
+
+def side_by_side(path: Path, repeat: int) -> tuple[float, float]:
+    """Best of ``repeat`` with and without the guards, interleaved, after one warm-up of each."""
+    with_guards, without = [], []
+    open_once(path)
+    with guards_off():
+        open_once(path)
+    for _ in range(repeat):
+        with_guards.append(open_once(path))
+        with guards_off():
+            without.append(open_once(path))
+    return min(with_guards), min(without)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+
+    folder = series_folder(SLICES)
+    if len(list(folder.glob("*.dcm"))) != SLICES:
+        print(f"generating {SLICES} slices into {folder} ...")
+        make_series(folder, SLICES)
+    nifti = nifti_file()
+
+    out = Report(__file__, "Malformed-file guards: cost on good files")
+    out(f"registry.read_volume, best of {args.repeat} each, interleaved with / without the guards")
+    out(f"{'file':<44} {'with':>9} {'without':>9} {'ratio':>7}")
+    worst = 0.0
+    for label, path in ((f"DICOM series, {SLICES} x 512x512 int16", folder),
+                        ("NIfTI .nii.gz, 512x512x200 int16", nifti)):
+        on, off = side_by_side(path, args.repeat)
+        ratio = on / off
+        worst = max(worst, ratio)
+        out(f"{label:<44} {on:8.3f}s {off:8.3f}s {ratio:7.3f}")
+    out.verdict("with guards within 5 % of without", worst <= 1.05, f"worst ratio {worst:.3f}")
+    return 0 if out.save(record_it=not args.no_record) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
