@@ -180,8 +180,8 @@ def collected_warnings():
     found: list[str] = []
     collect = _Collect(found)
     loggers = [logging.getLogger(name) for name in _LIBRARY_LOGGERS]
-    for logger in loggers:
-        logger.addFilter(collect)
+    for logger in loggers:  # first in line, so that the innermost block collects (as warnings do)
+        logger.filters.insert(0, collect)
     try:
         with warnings.catch_warnings(record=True) as caught:  # the filters in force still apply
             try:

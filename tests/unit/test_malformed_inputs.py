@@ -140,6 +140,20 @@ def nifti_gz_huge_claim(tmp: Path):
     return ["info", path], path
 
 
+def nifti_beyond_memory(tmp: Path):
+    """A sparse .nii whose bytes are all there (1 TiB of zeros the disk does not store): only the
+    machine's free memory can refuse it, and must before reading."""
+    path = tmp / "terabyte.nii"
+    img = nib.Nifti1Image(np.zeros((1, 1, 1), np.int16), np.eye(4))
+    img.header.set_data_shape((32000, 32000, 540))
+    path.write_bytes(img.header.binaryblock + b"\0" * 4)
+    try:
+        os.truncate(path, 352 + 32000 * 32000 * 540 * 2)
+    except OSError as exc:
+        pytest.skip(f"this file system cannot hold a sparse 1 TiB file: {exc}")
+    return ["info", path], path
+
+
 def good_nrrd(path: Path) -> Path:
     import nrrd
 
@@ -264,6 +278,7 @@ CASES = {
     "nifti complex dtype (snapshot)": nifti_complex,
     "nii claiming 4 GiB in 416 bytes": nifti_huge_claim,
     "nii.gz claiming 4 GiB in 66 bytes": nifti_gz_huge_claim,
+    "sparse .nii beyond free memory": nifti_beyond_memory,
     "nifti library warning, then refusal": nifti_library_warning,
     "nrrd header cut at 20 bytes": nrrd_cut_header,
     "nrrd sizes not matching dimension": nrrd_sizes_vs_dimension,
@@ -345,3 +360,19 @@ def test_npy_version_3_opens(tmp_path):
     code, out, err, _, _ = run_cli(["info", path, "--json"])
     assert code == 0, err
     assert json.loads(out)["shape_zyx"] == [3, 4, 5]
+
+
+@pytest.mark.parametrize("member", ["../outside.json", "/etc/evil", "C:/evil.h5"])
+def test_model_archive_members_must_stay_inside(tmp_path, user_models, member):
+    """A .keras member named to land outside the folder it is unpacked to is refused from the
+    archive's directory, with the model file named."""
+    from ctviewer.errors import InputError
+    from ctviewer.ml.registry import find_model
+
+    model = card_with(user_models, "sneaky")
+    with zipfile.ZipFile(model, "w") as archive:
+        archive.writestr("config.json", "{}")
+        archive.writestr(member, "x")
+    with pytest.raises(InputError, match="outside its folder") as caught:
+        find_model("sneaky")
+    assert caught.value.path == str(model)
