@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ctviewer.data.volume import Volume
 from ctviewer.errors import Cancelled, InputError
+from ctviewer.io import guards
 from ctviewer.io.dicom_seg import SEG_SOP_CLASSES
 from ctviewer.io.registry import Loadable
 from ctviewer.progress import CancelToken, Progress
@@ -168,6 +169,8 @@ def _loadable(path: Path, headers: list, name: str, notes: list[str] = (), part:
             _check_image(header)
         # the files the voxels came from: a DICOM-SEG of labels drawn on them references them
         volume_meta = dict(meta, dicom_files=[str(h.path) for h in used])
+        first = frames[0]
+        guards.check_memory(len(frames) * first.rows * first.columns * first.samples * 4, path, "the series")
         with broken_values_refused(path):
             return load_series(frames, title, path, warnings, volume_meta, progress, cancel)
 

@@ -159,13 +159,16 @@ def check_claims(header: Header) -> None:
     a 3 KB file saying NumberOfFrames 2147483647 is refused here, before a frame list is made."""
     from ctviewer.io import guards
 
-    if not header.has_image:
+    frames = header.frame_count
+    # One frame is one Frame object, its size checked against the pixel data when read, and the
+    # series' memory before it is allocated: only a multi-frame claim needs judging here (and the
+    # check stays off the path of a 300-file series, where each value read costs microseconds).
+    if frames <= 1 or not header.has_image:
         return
     ds, pixels = header.dataset, header.pixels
     rows, columns = int(value(ds, "Rows", 0) or 0), int(value(ds, "Columns", 0) or 0)
     samples = int(value(ds, "SamplesPerPixel", 1) or 1)
     bits = int(value(ds, "BitsAllocated", 16) or 16)
-    frames = header.frame_count
     pixel_count = frames * rows * columns * samples
     stored = (pixel_count + 7) // 8 if bits == 1 else pixel_count * max(1, bits // 8)
     if pixels.offset < 0:  # deflated: only the file's size bounds what it inflates to
