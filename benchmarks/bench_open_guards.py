@@ -9,7 +9,7 @@ replaced by no-ops: the header claims against file size and memory (``io/guards.
 interleaved (with, without, with, ...) on warm files and the best of each is compared, so drift
 in the machine's load hits both alike.
 
-    .venv/bin/python benchmarks/bench_open_guards.py [--repeat 7] [--no-record]
+    .venv/bin/python benchmarks/bench_open_guards.py [--repeat 11] [--no-record]
 """
 
 from __future__ import annotations
@@ -49,29 +49,63 @@ def nifti_file() -> Path:
     return path
 
 
+def _guard_functions():
+    """(module, name) of every check added for malformed files, on the paths these files take."""
+    from ctviewer.io import dicom_headers, guards, nifti, registry
+
+    return [(guards, "check_memory"), (guards, "check_plain_size"), (guards, "check_gzip_size"),
+            (guards, "check_archive"), (nifti, "_check_header"), (dicom_headers, "check_claims"),
+            (registry, "collected_warnings")]
+
+
 @contextlib.contextmanager
+def _replaced(make):
+    """Every guard function replaced by ``make(original)`` inside the block."""
+    saved = {(module, name): getattr(module, name) for module, name in _guard_functions()}
+    for (module, name), original in saved.items():
+        setattr(module, name, make(name, original))
+    try:
+        yield
+    finally:
+        for (module, name), original in saved.items():
+            setattr(module, name, original)
+
+
 def guards_off():
     """The readers as they were before the guards: every check a no-op, warnings left alone."""
-    from ctviewer.io import dicom_headers, guards, label_files, nifti, registry  # noqa: F401
-
     @contextlib.contextmanager
     def nothing_collected():
         yield []
 
-    noop = lambda *args, **kwargs: None  # noqa: E731
-    saved = {}
-    patches = [(guards, "check_memory", noop), (guards, "check_plain_size", noop),
-               (guards, "check_gzip_size", noop), (guards, "check_archive", noop),
-               (nifti, "_check_header", noop), (dicom_headers, "check_claims", noop),
-               (registry, "collected_warnings", nothing_collected)]
-    for module, name, value in patches:
-        saved[(module, name)] = getattr(module, name)
-        setattr(module, name, value)
-    try:
-        yield
-    finally:
-        for (module, name), value in saved.items():
-            setattr(module, name, value)
+    def make(name, original):
+        return nothing_collected if name == "collected_warnings" else (lambda *args, **kwargs: None)
+
+    return _replaced(make)
+
+
+def guards_timed(spent: list[float]):
+    """The guards as they are, each call's time added to ``spent[0]``."""
+    def make(name, original):
+        if name == "collected_warnings":
+            @contextlib.contextmanager
+            def timed_collector():
+                start = time.perf_counter()
+                with original() as said:
+                    spent[0] += time.perf_counter() - start
+                    yield said
+                    start = time.perf_counter()
+                spent[0] += time.perf_counter() - start
+            return timed_collector
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - start
+        return timed
+
+    return _replaced(make)
 
 
 def open_once(path: Path) -> float:
@@ -101,7 +135,7 @@ def side_by_side(path: Path, repeat: int) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=11)
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
 
@@ -113,14 +147,18 @@ def main() -> int:
 
     out = Report(__file__, "Malformed-file guards: cost on good files")
     out(f"registry.read_volume, best of {args.repeat} each, interleaved with / without the guards")
-    out(f"{'file':<44} {'with':>9} {'without':>9} {'ratio':>7}")
+    out(f"{'file':<40} {'with':>8} {'without':>8} {'ratio':>6} {'in the checks':>14}")
     worst = 0.0
     for label, path in ((f"DICOM series, {SLICES} x 512x512 int16", folder),
                         ("NIfTI .nii.gz, 512x512x200 int16", nifti)):
         on, off = side_by_side(path, args.repeat)
+        spent = [0.0]
+        with guards_timed(spent):
+            open_once(path)
         ratio = on / off
         worst = max(worst, ratio)
-        out(f"{label:<44} {on:8.3f}s {off:8.3f}s {ratio:7.3f}")
+        out(f"{label:<40} {on:7.3f}s {off:7.3f}s {ratio:6.3f} {spent[0] * 1000:9.2f} ms")
+    out("('in the checks': time inside the guard functions themselves during one open, timed call by call)")
     out.verdict("with guards within 5 % of without", worst <= 1.05, f"worst ratio {worst:.3f}")
     return 0 if out.save(record_it=not args.no_record) else 1
 
