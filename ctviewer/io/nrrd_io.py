@@ -108,10 +108,15 @@ def _check_header(header: dict, path: Path, data_start: int) -> None:
     else:
         data_path = path
     skip = int(header.get("byte skip", header.get("byteskip", 0)) or 0)
-    if encoding == "raw" and skip >= 0 and not header.get("line skip", header.get("lineskip")):
-        guards.check_plain_size(data_path, claimed, data_start + skip, "NRRD header")
-    elif encoding in ("gzip", "gz") and skip == 0 and not header.get("line skip", header.get("lineskip")):
-        guards.check_gzip_size(data_path, claimed, "NRRD header", data_start)
+    try:
+        if encoding == "raw" and skip >= 0 and not header.get("line skip", header.get("lineskip")):
+            guards.check_plain_size(data_path, claimed, data_start + skip, "NRRD header")
+        elif encoding in ("gzip", "gz") and skip == 0 and not header.get("line skip", header.get("lineskip")):
+            guards.check_gzip_size(data_path, claimed, "NRRD header", data_start)
+    except InputError as exc:
+        if data_path == path:
+            raise
+        raise InputError(f"{exc.reason} (its data file {data_path.name})", path) from None
 
 
 def _item_size(header: dict, path: Path) -> int:

@@ -173,6 +173,35 @@ def nrrd_sizes_vs_dimension(tmp: Path):
     return ["info", path], path
 
 
+def nrrd_gz_huge_claim(tmp: Path):
+    """A gzip NRRD whose header claims 2048 x 2048 x 512 shorts over a few bytes of data."""
+    path = tmp / "huge.nrrd"
+    path.write_bytes(b"NRRD0004\ntype: short\ndimension: 3\nsizes: 2048 2048 512\nencoding: gzip\n\n"
+                     + gzip.compress(b"\0" * 1000))
+    return ["info", path], path
+
+
+def nhdr_detached_short(tmp: Path):
+    """A detached header whose raw data file holds a fraction of what the header claims."""
+    (tmp / "scan.raw").write_bytes(b"\0" * 1000)
+    path = tmp / "scan.nhdr"
+    path.write_text("NRRD0004\ntype: short\ndimension: 3\nsizes: 512 512 300\nencoding: raw\n"
+                    "data file: scan.raw\n\n")
+    return ["info", path], path
+
+
+def npz_bomb(tmp: Path):
+    """A .npz whose one array inflates 1000-fold (numpy would unpack it whole to read it)."""
+    path = tmp / "bomb.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("scan.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, {"descr": "<i2", "fortran_order": False,
+                                                          "shape": (1024, 1024, 192)})
+            for _ in range(24):
+                member.write(b"\0" * (1 << 24))
+    return ["info", path], path
+
+
 def zero_byte(suffix: str):
     def build(tmp: Path):
         path = tmp / f"empty{suffix}"
@@ -282,6 +311,9 @@ CASES = {
     "nifti library warning, then refusal": nifti_library_warning,
     "nrrd header cut at 20 bytes": nrrd_cut_header,
     "nrrd sizes not matching dimension": nrrd_sizes_vs_dimension,
+    "gzip nrrd claiming 4 GiB": nrrd_gz_huge_claim,
+    "nhdr with a short data file": nhdr_detached_short,
+    ".npz zip bomb": npz_bomb,
     "zero-byte .nrrd (convert)": zero_byte(".nrrd"),
     "zero-byte .seg.nrrd (convert)": zero_byte(".seg.nrrd"),
     "zero-byte .nhdr (convert)": zero_byte(".nhdr"),
