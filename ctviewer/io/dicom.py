@@ -42,12 +42,13 @@ class DicomReader:
         header = read_header(path)
         if header is None:
             return []
-        if header.is_dicomdir:
-            raise InputError("this is a DICOMDIR (the index of a DICOM disc); open the folder "
-                             "that holds the images instead", path)
-        if header.sop_class in SEG_SOP_CLASSES:
-            return [_segmentation_loadable(path)]
-        _check_image(header)
+        with broken_values_refused(path):
+            if header.is_dicomdir:
+                raise InputError("this is a DICOMDIR (the index of a DICOM disc); open the folder "
+                                 "that holds the images instead", path)
+            if header.sop_class in SEG_SOP_CLASSES:
+                return [_segmentation_loadable(path)]
+            _check_image(header)
         return [_loadable(path, [header], name=path.name)]
 
     def _examine_folder(self, folder: Path) -> list[Loadable]:
@@ -63,20 +64,18 @@ class DicomReader:
         for path in candidates:
             try:
                 header = read_header(path)
+                with broken_values_refused(path):  # one broken file is reported, the others still open
+                    if header is None or header.is_dicomdir:
+                        continue
+                    if not header.has_image or header.sop_class in SEG_SOP_CLASSES:
+                        no_image.append(header)  # a DICOM-SEG is labels over a series, not a series to view
+                        continue
+                    check_claims(header)  # before its frames are listed: a header may claim 2^31 of them
+                    key = series_key(header)
             except InputError as exc:
                 broken.append(exc)
                 continue
-            if header is None or header.is_dicomdir:
-                continue
-            if not header.has_image or header.sop_class in SEG_SOP_CLASSES:
-                no_image.append(header)  # a DICOM-SEG is labels over a series, not a series to view
-                continue
-            try:
-                check_claims(header)  # before its frames are listed: a header may claim 2^31 of them
-            except InputError as exc:
-                broken.append(exc)
-                continue
-            series.setdefault(series_key(header), []).append(header)
+            series.setdefault(key, []).append(header)
         found = []
         segmentations = [h for h in no_image if h.sop_class in SEG_SOP_CLASSES]
         for key, headers in series.items():

@@ -149,6 +149,9 @@ def _check_header(img, path: Path) -> None:
     if getattr(img, "affine", None) is None:
         return  # not a grid in space: _plan says so
     shape = tuple(int(s) for s in img.header.get_data_shape())
+    if not 1 <= len(shape) <= 7:
+        raise InputError(f"header gives the image {len(shape)} dimensions (dim[0] {int(img.header['dim'][0])}): "
+                         "NIfTI allows 1 to 7", path)
     if any(s <= 0 for s in shape):
         raise InputError(f"header gives the image {shape} voxels: every axis needs a length of at least 1",
                          path)

@@ -18,6 +18,7 @@ import json
 import math
 import resource
 import signal
+import time
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +35,7 @@ from ctviewer.errors import InputError  # noqa: E402
 SECONDS_PER_EXAMPLE = 5
 #: Room above the test process's own address space for a reader to work in (tiny files need little).
 EXTRA_ADDRESS_SPACE = 1 << 30
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None, print_blob=True,
+FUZZ = settings(max_examples=400, deadline=None, derandomize=True, database=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
@@ -148,15 +149,19 @@ def budget(seconds: int):
     limit = in_use + EXTRA_ADDRESS_SPACE
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
+    # pytest-timeout may be counting down on the same timer: its time left is put back afterwards
     previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
+    outer_left, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     try:
         yield
     finally:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_left:
+            signal.setitimer(signal.ITIMER_REAL, max(0.001, outer_left - (time.monotonic() - started)))
 
 
 def assert_valid(volume) -> None:
