@@ -245,3 +245,35 @@ def _write(path: Path, seed: bytes, fmt: str, edits, cut, header_bytes: int) -> 
     else:
         path.write_bytes(mutate(seed, edits, cut, header_bytes))
     return path
+
+
+#: Values a broken exporter or a hand edit leaves in a text header field.
+ODD_VALUES = ["-1", "0", "nan", "inf", "1e309", "abc", "", "99999999999", "(1,2,3)", "(nan,0,0) (0,1,0) (0,0,1)",
+              "none", "1 2", "3.5", "-0", "(1,0,0) (0,1,0)", "gzip", "raw", "short", "block", "???", "\x00"]
+
+
+@pytest.mark.parametrize("fmt", ["nrrd", "seg.nrrd"])
+def test_nrrd_fields_with_odd_values_give_a_volume_or_an_input_error(fmt, tmp_path, user_models):
+    """Byte flips rarely make a text header say something odd but well-formed; here whole field
+    values are replaced ('sizes: nan', 'space directions: (1,0,0) (0,1,0)', 'Segment1_Layer: 1e309')."""
+    name, build, _, read = FORMATS[fmt]
+    seed = build(tmp_path)
+    header, _, data = seed.partition(b"\n\n")
+    lines = header.decode("latin-1").split("\n")
+    path = tmp_path / name
+
+    @FUZZ
+    @given(st.lists(st.tuples(st.integers(1, len(lines) - 1), st.sampled_from(ODD_VALUES)), min_size=1, max_size=3))
+    def check(changes):
+        edited = list(lines)
+        for index, odd in changes:
+            field = edited[index].split(":", 1)[0]
+            edited[index] = f"{field}:{'=' if ':=' in edited[index] else ''} {odd}"
+        path.write_bytes("\n".join(edited).encode("latin-1") + b"\n\n" + data)
+        try:
+            with budget(SECONDS_PER_EXAMPLE):
+                read(path)
+        except InputError as exc:
+            assert str(exc).strip() and "\n" not in str(exc), repr(exc)
+
+    check()
