@@ -49,6 +49,8 @@ CANAL_HU = 60.0
 CORE_HALF_MM = 6.0
 #: Bone threshold for ribs and the sacrum (cancellous bone 150–300 HU after block averaging).
 BONE_HU = 160.0
+#: Threshold for ribs: above kidneys and spleen bright with contrast (150–200 HU in the portal phase).
+RIB_HU = 200.0
 #: Strength (scale-normalised second derivative of the core HU, ~HU of contrast) a dip needs to count as a
 #: disc by itself; weaker dips count where the spacing of the others needs them.
 DISC_CONTRAST_HU = 20.0
@@ -60,6 +62,8 @@ SPACING_COST = 40.0
 MIN_PERIOD_MM, MAX_PERIOD_MM = 15.0, 52.0
 #: Ribs: the medial end lies within this of the column's middle, and the rib reaches beyond RIB_REACH_MM.
 RIB_START_MM, RIB_CUT_MM, RIB_REACH_MM, RIB_OUTER_MM = 42.0, 30.0, 70.0, 78.0
+#: Distance (mm) from the midline at which a rib's head meets its vertebra.
+RIB_HEAD_MM = 22.0
 #: Largest cross-section (mm²) of a rib's part in the window (ribs measure 80–150 there).
 RIB_MAX_SECTION_MM2 = 300.0
 #: A rib drops less than this (mm) within the window beside the spine; an iliac wing spans more.
@@ -501,6 +505,7 @@ class _Band:
     """Block-averaged bone mask [z, y, x] around the column, with the column's position in it."""
 
     bone: np.ndarray
+    dense: np.ndarray       # bone above RIB_HU (ribs, without contrast-filled kidneys)
     path_y: np.ndarray      # per slice, row of the column (band rows)
     x_mid: float            # band column of the spine
     pixel: float            # mm per band pixel in-plane
@@ -521,12 +526,10 @@ def _band(a: np.ndarray, x_col: float, path: np.ndarray, spacing) -> _Band:
     block = a[:, y_lo:y_hi, x0:x1]
     nz, ny, nx = block.shape
     mean = block.reshape(nz, ny // s, s, nx // s, s).mean(axis=(2, 4), dtype=np.float32)
-    bone = mean > BONE_HU
     # keep per slice only the rows from 40 mm in front of the column to 55 mm behind it
     rows = (np.arange(ny // s) * s + s / 2 + y_lo)[None, :]
-    keep = (rows > path[:, None] - 40 / sy) & (rows < path[:, None] + 55 / sy)
-    bone &= keep[:, :, None]
-    return _Band(bone, (path - y_lo) / s, (x_col - x0) / s, s * sx, sz)
+    keep = ((rows > path[:, None] - 40 / sy) & (rows < path[:, None] + 55 / sy))[:, :, None]
+    return _Band((mean > BONE_HU) & keep, (mean > RIB_HU) & keep, (path - y_lo) / s, (x_col - x0) / s, s * sx, sz)
 
 
 def _rib_heads(band: _Band) -> list[tuple[float, int]]:
@@ -537,7 +540,7 @@ def _rib_heads(band: _Band) -> list[tuple[float, int]]:
     window (a transverse process stops short of its outer edge) is a rib or several ribs touching far
     out (a scapula on them); each cluster of its medial end is one rib head.
     """
-    bone = band.bone
+    bone = band.dense
     nz, ny, nx = bone.shape
     dx = (np.arange(nx) - band.x_mid) * band.pixel
     window = (np.abs(dx) >= RIB_CUT_MM) & (np.abs(dx) <= RIB_OUTER_MM)
@@ -546,28 +549,66 @@ def _rib_heads(band: _Band) -> list[tuple[float, int]]:
         cols = np.flatnonzero(window & (np.sign(dx) == side))
         if cols.size == 0:
             continue
-        part = bone[:, :, cols]
         d = np.abs(dx[cols])
-        labels, n = ndimage.label(part)
-        for index, sl in enumerate(ndimage.find_objects(labels), start=1):
-            if sl is None:
-                continue
-            piece = labels[sl] == index
-            dd = d[sl[2]]
-            reach = dd[piece.any(axis=(0, 1))]
-            z_extent = (sl[0].stop - sl[0].start) * band.sz
-            if reach.min() > RIB_START_MM or reach.max() < RIB_REACH_MM or z_extent > RIB_MAX_DROP_MM:
-                continue
-            # a rib is a bar of ~1 cm²; an iliac wing, a scapula or a contrast-filled kidney is a plate or a lump
-            section = piece.sum() * band.pixel ** 2 * band.sz / max(float(reach.max() - reach.min()), band.pixel)
-            if section > RIB_MAX_SECTION_MM2:
-                continue
-            medial = piece & (dd < reach.min() + 10)[None, None, :]
-            ends, m = ndimage.label(medial.any(axis=(1, 2)))
-            for e in range(1, m + 1):
-                zs = np.flatnonzero(ends == e)
-                heads.append((float(zs.mean() + sl[0].start), side))
+        heads += [(z, side) for z in _ribs_in(bone[:, :, cols], d, band, thinned=False)]
     return heads
+
+
+def _ribs_in(mask: np.ndarray, d: np.ndarray, band: _Band, thinned: bool) -> list[float]:
+    """Head slices of the ribs among the parts of ``mask`` (one side's window; ``d`` mm out per column).
+
+    A part too thick for a rib is looked at once more without its thick lumps: a rib touching a kidney
+    bright with contrast, or the liver's edge, is kept; a plate (an iliac wing, a scapula) stays too
+    wide to be one.
+    """
+    heads = []
+    labels, _ = ndimage.label(mask)
+    for index, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is None:
+            continue
+        piece = labels[sl] == index
+        dd = d[sl[2]]
+        reach = dd[piece.any(axis=(0, 1))]
+        z_extent = (sl[0].stop - sl[0].start) * band.sz
+        if reach.min() > RIB_START_MM or reach.max() < RIB_REACH_MM:
+            continue
+        # a rib is a bar of ~1 cm²; an iliac wing, a scapula or a contrast-filled kidney is a plate or a lump
+        section = piece.sum() * band.pixel ** 2 * band.sz / max(float(reach.max() - reach.min()), band.pixel)
+        if section > RIB_MAX_SECTION_MM2 or z_extent > RIB_MAX_DROP_MM:
+            if not thinned:
+                thin = _thin(piece, band.pixel)
+                heads += [z + sl[0].start for z in _ribs_in(thin, dd, band, thinned=True)]
+            continue
+        medial = piece & (dd < reach.min() + 10)[None, None, :]
+        ends, m = ndimage.label(medial.any(axis=(1, 2)))
+        for e in range(1, m + 1):
+            zs = np.flatnonzero(ends == e)
+            heads.append(_head_z(piece, dd, zs, band.sz) + sl[0].start)
+    return heads
+
+
+def _thin(bone: np.ndarray, pixel: float) -> np.ndarray:
+    """Bone without the thick lumps a rib may touch (a kidney or spleen bright with contrast, the liver's
+    edge): in each slice, what an opening by a ~13 mm square keeps is taken away, with a pixel around it."""
+    k = max(3, int(round(13.0 / pixel)) | 1)
+    u8 = bone.view(np.uint8)
+    thick = ndimage.maximum_filter(ndimage.minimum_filter(u8, size=(1, k, k)), size=(1, k + 2, k + 2))
+    return bone & (thick == 0)
+
+
+def _head_z(piece: np.ndarray, d: np.ndarray, ends: np.ndarray, sz: float) -> float:
+    """Slice (in ``piece``) where a rib meets the spine: its course over the window's medial 20 mm,
+    followed in to RIB_HEAD_MM from the midline (the lower ribs fall steeply as they leave the spine)."""
+    margin = int(np.ceil(5 / sz))
+    z0, z1 = max(0, ends.min() - margin), ends.max() + margin + 1
+    near = piece[z0:z1] & (d < d[piece.any(axis=(0, 1))].min() + 20)[None, None, :]
+    zz, _, xx = np.nonzero(near)
+    if zz.size < 3 or np.ptp(d[xx]) < 4:
+        return float(ends.mean())
+    slope, intercept = np.polyfit(d[xx], (zz + z0) * sz, 1)
+    slope = float(np.clip(slope, -1.5, 0.5))            # mm of z per mm outwards
+    z_mm = float(np.mean((zz + z0) * sz)) + slope * (RIB_HEAD_MM - float(np.mean(d[xx])))
+    return z_mm / sz
 
 
 def _sacrum_span(band: _Band) -> np.ndarray:
@@ -620,9 +661,11 @@ def _parts(discs: _Discs, ribs, span: np.ndarray, sz: float) -> list[_Part]:
     for z, side in ribs:
         if parts[-1].lo <= z <= parts[0].hi:
             sides[int(np.argmin(np.abs(np.array(centres) - z)))].add(side)
-    for part, seen in zip(parts, sides):
+    for j, (part, seen) in enumerate(zip(parts, sides)):
         h = part.hi - part.lo
-        part.ribs = len(seen)
+        # A rib seen on one side only counts just below a pair (a short or faint last rib); elsewhere it
+        # is more likely a transverse process or a vessel than a lone rib.
+        part.ribs = len(seen) if len(seen) == 2 or (j > 0 and len(sides[j - 1]) == 2) else 0
         a, b = int(np.ceil(part.lo + 0.2 * h)), int(np.floor(part.hi - 0.2 * h))
         middle = span[max(a, 0):b + 1]
         long_enough = part.whole or h * sz >= 15.0
@@ -636,13 +679,12 @@ def _name(discs: _Discs, ribs, span: np.ndarray, slice_z: np.ndarray, sz: float)
     n, nz = len(parts), slice_z.size
     # S1: the top of the run of sacral parts at the column's lower end, with a lumbar-type body above it.
     # The lower sacrum narrows (S3–S5, the coccyx): look for the alae up to SACRUM_REACH_MM above the
-    # column's lower end, below every rib-bearing part (the first ribs widen the top of the chest too).
+    # column's lower end (not higher: the first ribs and the clavicles widen the top of the chest too).
     s1 = None
-    lowest_rib = max((j for j in range(n) if parts[j].ribs), default=-1)
     i = n - 1
-    while i > lowest_rib + 1 and not parts[i].sacral and (parts[i].hi - discs.run[0]) * sz <= SACRUM_REACH_MM:
+    while i > 0 and not parts[i].sacral and (parts[i].hi - discs.run[0]) * sz <= SACRUM_REACH_MM:
         i -= 1
-    while i > lowest_rib + 1 and parts[i].sacral:
+    while i > 0 and parts[i].sacral and (parts[i].lo - discs.run[0]) * sz <= SACRUM_REACH_MM:
         s1, i = i, i - 1
     if s1 is not None and (s1 == 0 or parts[s1 - 1].sacral or not parts[s1 - 1].whole):
         s1 = None
