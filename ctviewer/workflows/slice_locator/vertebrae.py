@@ -183,9 +183,11 @@ def count_vertebrae(volume: Volume, progress: Progress | None = None,
     _check(cancel)
     profile = _core_profile(slab, path, sz, sy)
     discs = _discs(profile, present, sz)
+    if not discs.k:
+        return SpineCount(reason=f"{NO_SPINE}: a column of bone without discs along it (a long bone?)")
     if len(discs.k) < 2:
-        return SpineCount(reason=f"{NO_SPINE}: bone along the body's height but no discs between vertebrae "
-                                 "(a long bone, or a spine too blurred to count)")
+        return SpineCount(reason="no whole vertebra in view: one disc found, and a vertebra needs a disc "
+                                 "above and below it", discs_mm=[_z_at(discs.k[0], slice_z)])
     progress(0.55, "finding the ribs and the sacrum")
     _check(cancel)
     band = _band(a, x_col, path, (sz, sy, sx))
@@ -525,7 +527,12 @@ def _band(a: np.ndarray, x_col: float, path: np.ndarray, spacing) -> _Band:
     y_hi = y_lo + (y_hi - y_lo) // s * s
     block = a[:, y_lo:y_hi, x0:x1]
     nz, ny, nx = block.shape
-    mean = block.reshape(nz, ny // s, s, nx // s, s).mean(axis=(2, 4), dtype=np.float32)
+    # the mean of s×s pixels, summed from strided views (a reshaped mean is several times slower)
+    total = np.zeros((nz, ny // s, nx // s), np.float32)
+    for i in range(s):
+        for j in range(s):
+            total += block[:, i::s, j::s]
+    mean = total / (s * s)
     # keep per slice only the rows from 40 mm in front of the column to 55 mm behind it
     rows = (np.arange(ny // s) * s + s / 2 + y_lo)[None, :]
     keep = ((rows > path[:, None] - 40 / sy) & (rows < path[:, None] + 55 / sy))[:, :, None]
