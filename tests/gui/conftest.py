@@ -35,9 +35,10 @@ def _flush_deleted_widgets():
         app.processEvents()
 
 
-def make_main_window(qtbot, tmp_path, monkeypatch, with_3d: bool = False, size=(1500, 1000)):
-    """A shown main window with settings and a recovery folder of the test's own; unsaved labels are
-    discarded without asking when another study opens."""
+def make_main_window(qtbot, tmp_path, monkeypatch, with_3d: bool = True, size=(1500, 1000)):
+    """The main window as the user gets it, shown: the real 3D panel (VTK on Mesa's software OpenGL under
+    Xvfb), settings and a recovery folder of the test's own; unsaved labels are discarded without asking
+    when another study opens. ``with_3d=False`` only where a test says why the real panel cannot run."""
     from PySide6.QtCore import QSettings
 
     from app.main_window import MainWindow

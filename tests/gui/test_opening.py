@@ -10,8 +10,8 @@ from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from app.main_window import MainWindow
+from app.views import scene3d
 from app.workers import run_worker
-from ctviewer.errors import Cancelled
 
 pytestmark = pytest.mark.gui
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.gui
 @pytest.fixture
 def window(qtbot, tmp_path):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(with_3d=False, settings=settings)
+    win = MainWindow(settings=settings)   # as the user gets it: the 3D panel included
     win.opener.auto_choose = True
     qtbot.addWidget(win)
     win.show()
@@ -29,7 +29,8 @@ def window(qtbot, tmp_path):
 @pytest.fixture
 def ct_pair(tmp_path):
     arr = np.zeros((30, 40, 20), np.int16) - 1000   # nibabel (i, j, k) order
-    arr[5:25, 5:35, 5:15] = 40
+    arr[3:25, 5:30, 5:12] = 40                       # off-centre on every axis: a flip would show
+    arr[3, 5, 5] = 99                                # one marked corner voxel
     affine = np.diag([1.0, 1.0, 2.0, 1.0])
     img_path, lab_path = tmp_path / "ct.nii.gz", tmp_path / "ct_labels.nii.gz"
     nib.save(nib.Nifti1Image(arr, affine), img_path)
@@ -39,11 +40,36 @@ def ct_pair(tmp_path):
     return img_path, lab_path
 
 
+def assert_shows_the_file(volume, path) -> None:
+    """The viewer's voxels are the file's (read with nibabel), each at the file's own world position:
+    the file's RAS axes are stored as LPS, so i and j run the other way and the slices come first."""
+    image = nib.load(path)
+    data = np.asarray(image.dataobj)
+    nx, ny, _ = data.shape
+    np.testing.assert_array_equal(volume.array, data[::-1, ::-1, :].transpose(2, 1, 0))
+    for k, j, i in [(0, 0, 0), (volume.shape[0] - 1, 3, 7), (5, volume.shape[1] - 1, volume.shape[2] - 1)]:
+        ras = image.affine @ np.array([nx - 1 - i, ny - 1 - j, k, 1.0])
+        np.testing.assert_allclose(volume.index_to_lps((k, j, i)), (-ras[0], -ras[1], ras[2]), atol=1e-6)
+    assert volume.spacing == tuple(float(z) for z in image.header.get_zooms()[::-1])
+
+
 def test_open_image_with_label_map(window, qtbot, ct_pair):
     with qtbot.waitSignal(window.opener.opened, timeout=20000):
         window.open_paths(list(ct_pair))
     study = window.study
-    assert study.image.shape == (20, 40, 30)
+    assert study.image.shape == (20, 40, 30) and study.image.spacing == (2.0, 1.0, 1.0)
+    assert_shows_the_file(study.image, ct_pair[0])
+    assert_shows_the_file(study.layers.by_kind("labels")[0].labels.volume, ct_pair[1])
+    # the 3D panel draws the label's surface, in the label's colour from the table
+    view3d = window.viewer.view3d
+    with qtbot.waitSignal(view3d.scene_ready, timeout=20000, check_params_cb=lambda mode: mode == "labels"):
+        view3d.set_mode("labels")
+    shot = view3d.screenshot().reshape(-1, 3).astype(float)
+    drawn = shot[np.abs(shot - 255 * np.asarray(scene3d.BACKGROUND)).max(axis=1) > 30]
+    colour = np.asarray(study.layers.by_kind("labels")[0].labels.table[5].colour, float)
+    assert len(drawn) > 200
+    cosine = drawn.mean(axis=0) @ colour / np.linalg.norm(drawn.mean(axis=0)) / np.linalg.norm(colour)
+    assert cosine > 0.98, (drawn.mean(axis=0), colour)
     (layer,) = study.layers.by_kind("labels")
     assert layer.array.shape == study.image.shape
     assert int(layer.array.max()) == 5
@@ -74,9 +100,11 @@ def test_bad_file_gives_one_line_and_window_survives(window, qtbot, tmp_path, ct
     with qtbot.waitSignal(window.opener.failed, timeout=20000) as blocker:
         window.open_paths([bad])
     assert "broken.nii.gz" in blocker.args[0]
+    assert window.study is None and "broken.nii.gz" in window.statusBar().currentMessage()
     with qtbot.waitSignal(window.opener.opened, timeout=20000):
         window.open_paths([ct_pair[0]])
-    assert window.study is not None
+    assert_shows_the_file(window.study.image, ct_pair[0])   # the window still opens a good file, whole
+    assert "ct" in window.windowTitle()
 
 
 def test_drop_opens_files(window, qtbot, ct_pair):
@@ -135,7 +163,6 @@ def test_worker_reports_progress_result_and_cancel(qtbot):
     with qtbot.waitSignal(worker.cancelled, timeout=5000):
         worker.cancel()
     assert results == []
-    assert Cancelled is not None
 
 
 def test_worker_errors_reach_the_user(window, qtbot):

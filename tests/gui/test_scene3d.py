@@ -141,7 +141,11 @@ def test_scene_objects_and_label_colours():
     scene.update_label_colours(labels.table)
     assert not scene.label_actors[2].GetVisibility()
     scene.set_volume_rendering(vol, "CT lung")
-    assert scene.volume_prop is not None
+    volumes, shown = scene.renderer.GetVolumes(), scene.volume_prop
+    assert volumes.GetNumberOfItems() == 1 and volumes.GetItemAsObject(0) is shown
+    assert shown.GetMapper().GetInput().GetDimensions() == (40, 40, 40)
+    opacity = shown.GetProperty().GetScalarOpacity()   # the lung preset: lung tissue shows, soft tissue is clear
+    assert opacity.GetValue(-700) > 0.05 and opacity.GetValue(0) == 0 and opacity.GetValue(-1000) == 0
     with pytest.raises(InputError):
         scene.set_volume_rendering(vol, "no such preset")
     scene.clear()

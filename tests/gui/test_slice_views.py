@@ -16,7 +16,7 @@ pytestmark = pytest.mark.gui
 
 @pytest.fixture
 def window(qtbot, stamp_study):
-    win = MainWindow(with_3d=False)
+    win = MainWindow()   # as the user gets it: the 3D panel included
     qtbot.addWidget(win)
     win.resize(1200, 900)
     win.show()

@@ -23,7 +23,7 @@ WAIT_MS = 30000
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
-    win = make_main_window(qtbot, tmp_path, monkeypatch, with_3d=False)
+    win = make_main_window(qtbot, tmp_path, monkeypatch)
     yield win
     win.model_dock.shutdown()
 

@@ -54,7 +54,7 @@ def models(user_models):
 
 @pytest.fixture
 def with_3d() -> bool:
-    return False
+    return True   # the window as the user gets it, 3D panel included
 
 
 @pytest.fixture
@@ -95,7 +95,11 @@ def test_pores_panel_shows_the_numbers_profile_sizes_and_clusters_of_pore_stats(
     assert len(depth) == Z and np.allclose(depth, np.arange(Z) * SPACING[0])
     assert np.allclose(porosity, 100 * np.asarray(expected.porosity_by_slice))
     assert panel.clusters.count() == min(expected.clusters, 20) and panel.clusters.item(0).text().startswith("1.")
-    assert panel.size_bars is not None
+    bars = panel.size_bars.opts            # the pore-size histogram drawn is pore_stats' local thickness
+    assert panel.size_bars in panel.sizes.getPlotItem().items
+    np.testing.assert_array_equal(bars["height"], expected.thickness_counts)
+    np.testing.assert_allclose(bars["x0"], expected.thickness_edges_mm[:-1])
+    assert np.sum(bars["height"]) == expected.pore_voxels
 
     saved = panel.save_json(tmp_path / "pores.json")
     assert json.loads(saved.read_text()) == json.loads(json.dumps(expected.to_dict()))

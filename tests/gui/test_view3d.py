@@ -132,6 +132,10 @@ def test_screenshot_is_the_render_windows_pixels_and_saves_as_png(qtbot, make_vi
 
 
 def test_closing_while_surfaces_are_built_is_clean(qtbot):
+    """Closing while a worker builds surfaces cancels it and nothing is shown afterwards; no error reaches
+    the user (pytest-qt fails the test on an exception in any slot)."""
+    from app.workers import _RUNNING
+
     vol, labels = stamp_phantom()
     big = labels.volume.with_array(np.tile(labels.array, (3, 3, 3)))
     view = View3D()
@@ -139,6 +143,10 @@ def test_closing_while_surfaces_are_built_is_clean(qtbot):
     qtbot.waitExposed(view)
     view.set_volume(vol.with_array(np.tile(vol.array, (3, 3, 3))))
     view.set_labels(type(labels)(big, labels.table))
+    scene = view.scene
     view.set_mode("labels")  # a worker starts; close before it delivers
+    assert view._worker is not None
     _dispose(view)
     qtbot.wait(50)  # any late signal must find nothing to render into
+    assert not _RUNNING and view._worker is None
+    assert scene.label_actors == {} and scene.renderer.GetViewProps().GetNumberOfItems() == 0
