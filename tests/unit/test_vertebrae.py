@@ -196,3 +196,32 @@ def test_progress_is_reported_to_the_end():
     seen = []
     count_vertebrae(torso(11, "abdomen").image, progress=lambda f, m="": seen.append(f))
     assert seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def _pick(level, slice_index, status="predicted"):
+    from ctviewer.workflows.slice_locator.picks import Pick
+
+    return Pick(exam_id="case", level=level, slice_index=slice_index, z_mm=None if slice_index is None else 0.0,
+                instance_number=None, slice_thickness_mm=2.5, spacing_mm=2.5, source="model v1", confidence=0.9,
+                status=status)
+
+
+def test_cross_check_names_each_pick_the_count_contradicts():
+    from ctviewer.workflows.slice_locator.vertebrae import count_text, cross_check
+
+    t = torso(11, "abdomen")
+    count = count_vertebrae(t.image)
+    t12, l3 = count.find("T12"), count.find("L3")
+    agreeing = [_pick("L3", l3.centre_slice), _pick("T12", t12.top_slice)]
+    assert cross_check(count, agreeing) == []
+    wrong = [_pick("L3", l3.top_slice + 1), _pick("T12", None, "not_in_scan")]
+    problems = cross_check(count, wrong)
+    assert len(problems) == 2 and all(p.endswith(DISAGREE) for p in problems)
+    assert problems[0].startswith(f"L3: the locator picked slice {l3.top_slice + 1}, the vertebra count puts L3 "
+                                  f"at slices {l3.bottom_slice}–{l3.top_slice}")
+    assert problems[1].startswith("T12: the locator says not in scan")
+    assert count_text(count).startswith(f"count: T12 slice {t12.centre_slice}, L3 slice {l3.centre_slice}; T")
+    assert cross_check(None, wrong) == [] and count_text(None) == ""
+    # a count whose two halves disagree says so, whatever the picks
+    variant = count_vertebrae(torso(13, "abdomen", lumbar_count=6).image)
+    assert cross_check(variant, [])[0].startswith("the counts from the ribs and from the sacrum disagree: 6 lumbar")
