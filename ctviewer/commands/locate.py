@@ -79,8 +79,10 @@ def run(args) -> int:
 
 def _write_study(picks_file, result, args) -> tuple[str, int]:
     """Record one located study in the CSV (at once) and its PNG; (its line for stdout, rows kept)."""
+    from ctviewer.workflows.slice_locator.vertebrae import count_text, cross_check
+
     kept = record(picks_file, result, args.patient_names)
-    for warning in result.warnings:
+    for warning in result.warnings + cross_check(result.spine, result.picks):
         print(f"ctviewer: warning: {result.path}: {warning}", file=sys.stderr)
     if args.png is not None:
         from ctviewer.workflows.slice_locator.drawing import write_projections_png
@@ -88,7 +90,9 @@ def _write_study(picks_file, result, args) -> tuple[str, int]:
         shown = [picks_file.get(result.exam_id, p.level) or p for p in result.picks]
         write_projections_png(result.projections, shown, args.png / f"{_file_name(result.exam_id)}.png",
                               title=result.exam_id)
-    return study_line(result.exam_id, [picks_file.get(result.exam_id, p.level) for p in result.picks]), kept
+    line = study_line(result.exam_id, [picks_file.get(result.exam_id, p.level) for p in result.picks])
+    # the classical count beside the network's picks (shown, not written to the CSV)
+    return "   ".join(filter(None, [line, count_text(result.spine)])), kept
 
 
 def parse_levels(text: str) -> tuple[str, ...]:

@@ -117,6 +117,9 @@ class StudyResult:
     internal: bool = False
     #: From the image header (written to the CSV only when the user asks for names).
     patient_name: str = ""
+    #: The classical vertebra count (:mod:`ctviewer.workflows.slice_locator.vertebrae`), a cross-check
+    #: of the picks shown beside them; None where it was not made.
+    spine: object | None = None
 
 
 def exam_id_for(path: str | Path) -> str:
@@ -286,12 +289,27 @@ def locate_paths(paths, locator, levels=LEVELS, progress: Progress | None = None
                                   progress=part(0.9, 1.0), cancel=cancel)
             result.projections = projections if keep_projections else None
             result.patient_name = patient_name(volume)
+            result.spine = count_spine(volume, result.warnings, cancel)
         except (Cancelled, KeyboardInterrupt):
             raise
         except Exception as exc:
             _failed(result, exc)
         yield result
     progress(1.0, "")
+
+
+def count_spine(volume, warnings: list[str], cancel: CancelToken | None = None):
+    """The vertebra count of a located study, or None with a warning: it is a cross-check, and its
+    failure must not cost the study its picks."""
+    from ctviewer.workflows.slice_locator.vertebrae import count_vertebrae
+
+    try:
+        return count_vertebrae(volume, cancel=cancel)
+    except (Cancelled, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        warnings.append(f"vertebrae not counted: {exc}")
+        return None
 
 
 def _failed(result: StudyResult, exc: Exception) -> None:
