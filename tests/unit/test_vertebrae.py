@@ -225,3 +225,16 @@ def test_cross_check_names_each_pick_the_count_contradicts():
     # a count whose two halves disagree says so, whatever the picks
     variant = count_vertebrae(torso(13, "abdomen", lumbar_count=6).image)
     assert cross_check(variant, [])[0].startswith("the counts from the ribs and from the sacrum disagree: 6 lumbar")
+
+
+def test_two_dips_along_a_bright_tube_are_no_spine():
+    # a vessel full of contrast behind the body's middle, narrowed twice: two disc-like dips, no sacrum
+    volume = _phantom(lambda plane, r: plane)
+    yy, xx = np.mgrid[:128, :128]
+    tube = np.hypot(yy - 90, xx - 64) * 2.0 < 12
+    array = volume.array.copy()
+    array[:, tube] = 300
+    array[18:21, tube] = 60
+    array[33:36, tube] = 60
+    count = count_vertebrae(volume.with_array(array))
+    assert not count.found and count.reason.startswith(NO_SPINE)
