@@ -414,6 +414,8 @@ class _Discs:
     k: list[float]
     strength: list[float]
     run: tuple[float, float]
+    #: The dip measure along the column at 1 mm steps (sample i lies at slice i / slice spacing).
+    dip: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def _discs(profile: _Profile, present: np.ndarray, sz: float) -> _Discs:
@@ -436,7 +438,7 @@ def _discs(profile: _Profile, present: np.ndarray, sz: float) -> _Discs:
     found = _regular_chain(candidates)
     found = _split_long(found, dip)
     idx = sorted(found)
-    return _Discs([float(profile.z_index[i]) for i in idx], [found[i] for i in idx], run)
+    return _Discs([float(profile.z_index[i]) for i in idx], [found[i] for i in idx], run, dip)
 
 
 def _regular_chain(candidates: dict[int, float]) -> dict[int, float]:
@@ -690,8 +692,44 @@ def _parts(discs: _Discs, ribs, span: np.ndarray, sz: float) -> list[_Part]:
     return parts
 
 
+def _split_by_ribs(discs: _Discs, ribs, sz: float) -> _Discs:
+    """A body much longer than its neighbours that carries two rib pairs is two bodies: the disc between
+    them blurred away (thin thoracic discs in thick slices); split it where it dips most."""
+    pairs = _rib_pairs(ribs, sz)
+    ks, strength = list(discs.k), list(discs.strength)
+    for _ in range(len(ks)):
+        lengths = np.diff(ks)
+        if lengths.size < 2:
+            break
+        split = None
+        for i in range(lengths.size):
+            typical = np.median(np.r_[lengths[max(0, i - 2):i], lengths[i + 1:i + 3]])
+            # a rib's head sits at the top of its body or on the disc above: count those in the upper part
+            held = sum(ks[i] + 0.15 * lengths[i] < z <= ks[i + 1] + 0.1 * lengths[i] for z in pairs)
+            if lengths[i] >= 1.3 * typical and held >= 2:
+                split = i
+                break
+        if split is None:
+            break
+        a, b = int(round(ks[split] * sz)), int(round(ks[split + 1] * sz))
+        middle = discs.dip[a + (b - a) // 5:b - (b - a) // 5 + 1]
+        at = a + (b - a) // 5 + int(np.argmax(middle)) if middle.size else (a + b) // 2
+        ks.insert(split + 1, at / sz)
+        strength.insert(split + 1, max(float(discs.dip[at]) if middle.size else 1.0, 1.0))
+    return _Discs(ks, strength, discs.run, discs.dip)
+
+
+def _rib_pairs(ribs, sz: float) -> list[float]:
+    """Slices of the rib heads seen on both sides within 8 mm of each other (one pair per vertebra)."""
+    left = sorted(z for z, side in ribs if side > 0)
+    right = sorted(z for z, side in ribs if side < 0)
+    return [(z + min(right, key=lambda r: abs(r - z))) / 2 for z in left
+            if right and min(abs(r - z) for r in right) * sz <= 8.0]
+
+
 def _name(discs: _Discs, ribs, span: np.ndarray, slice_z: np.ndarray, sz: float) -> SpineCount:
     """Name the bodies from the ribs (down) and from the sacrum (up), flag where the names disagree."""
+    discs = _split_by_ribs(discs, ribs, sz)
     parts = _parts(discs, ribs, span, sz)
     n, nz = len(parts), slice_z.size
     # S1: the top of the run of sacral parts at the column's lower end, with a lumbar-type body above it.
