@@ -18,12 +18,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ctviewer.ml.registry import SHIPPED_DIR, scan_models, task_problem, user_models_dir
+    from ctviewer.ml.registry import SHIPPED_DIR, scan_models, user_models_dir
 
     entries, problems = scan_models(args.task)
-    unusable = {id(e): task_problem(e) for e in entries}
-    problems += [why for why in unusable.values() if why]
-    entries = [e for e in entries if not unusable[id(e)]]
     folders = {"user": str(user_models_dir()), "shipped": str(SHIPPED_DIR)}
     if args.json:
         print(json.dumps({"models": [{"name": e.name, "task": e.card.task, "version": e.card.version,

@@ -105,6 +105,9 @@ def scan_models(task: str | None = None) -> tuple[list[ModelEntry], list[str]]:
             except InputError as exc:
                 problems.append(f"{exc}; skipped")
                 continue
+            if (why := task_problem(entry)) is not None:   # a card of a newer or foreign ctviewer
+                problems.append(why)
+                continue
             if task is None or entry.card.task == task:
                 entries.append(entry)
         for card_path in sorted(folder.glob("*.json")):

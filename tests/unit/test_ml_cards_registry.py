@@ -29,6 +29,8 @@ def folders(tmp_path, monkeypatch):
     shipped.mkdir()
     monkeypatch.setenv("CTVIEWER_MODELS_DIR", str(user))
     monkeypatch.setattr(registry, "SHIPPED_DIR", shipped)
+    # the cards here name test tasks; a card of a task this ctviewer does not know is listed unusable
+    monkeypatch.setenv("CTVIEWER_TASK_MODULES", "tiny=tests.unit.ml_tiny_task,tiny2=tests.unit.ml_tiny_task")
     return user, shipped
 
 
@@ -302,3 +304,13 @@ def test_importing_the_ml_core_and_its_verbs_does_not_import_keras():
             "heavy = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules]\n"
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_a_card_of_an_unknown_task_is_a_problem_not_a_model(folders):
+    """The GUI's model list and `ctviewer models` both read scan_models: neither may offer it to run."""
+    user, _ = folders
+    registry.save_model(tiny_model(), card(name="good"), user)
+    registry.save_model(tiny_model(), card(name="alien", task="nonesuch"), user)
+    entries, problems = registry.scan_models()
+    assert [e.name for e in entries] == ["good"]
+    assert len(problems) == 1 and "alien.keras" in problems[0] and "'nonesuch'" in problems[0]
