@@ -82,6 +82,8 @@ class Vertebra:
     bottom_mm: float
     centre_mm: float
     rib_bearing: bool
+    #: 0..1: how clearly its two discs dip (80 and more counts in full), times 1 where the ribs' and the
+    #: sacrum's counts agree, 0.7 where only one count was possible, 0.4 where they disagree or none was.
     confidence: float
     #: The names the two counts give ('' where that count is not possible in this scan).
     level_from_ribs: str = ""
