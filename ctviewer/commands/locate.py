@@ -1,8 +1,11 @@
 """``ctviewer locate PATH... --levels L3,T12 -o picks.csv [--png DIR]``: a batch of scans to a picks CSV.
 
-Each file, DICOM folder or folder of studies is located with the slice locator; one line per study
-goes to stdout, a progress bar to stderr. The CSV is written after every study (a batch stopped
-half-way keeps what it did), and rows a person has reviewed are never replaced by new predictions.
+Each file, DICOM folder or folder of studies is located with the slice locator and its vertebrae are
+counted; the two are cross-checked per level (:mod:`ctviewer.workflows.slice_locator.combine`), and
+levels the network has no channel for (any of T1…L5, S1) come from the count. One line per study
+goes to stdout; why a pick is what it is, and a progress bar, to stderr. The CSV is written after
+every study (a batch stopped half-way keeps what it did), and rows a person has reviewed are never
+replaced by new predictions.
 A study that fails is listed at the end and the others go on (:mod:`ctviewer.commands.batch`).
 """
 
@@ -16,10 +19,13 @@ from ctviewer.errors import InputError
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("locate", help="find the L3 and T12 slices of CT scans; write a picks CSV")
+    p = subparsers.add_parser("locate", help="find the L3 and T12 slices (or any vertebra's) of CT scans; "
+                                             "write a picks CSV")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH",
                    help="CT files, DICOM folders, or folders of studies (each file / DICOM folder one study)")
-    p.add_argument("--levels", default="L3,T12", help="levels to locate, comma separated (default: L3,T12)")
+    p.add_argument("--levels", default="L3,T12",
+                   help="levels to locate, comma separated, any of T1…T12, L1…L5, S1 (default: L3,T12); "
+                        "levels other than L3 and T12 come from the vertebra count")
     p.add_argument("-o", "--output", type=Path, required=True,
                    help="the picks CSV to write, or to update (its reviewed rows are kept)")
     p.add_argument("--png", type=Path, default=None, metavar="DIR",
@@ -79,10 +85,15 @@ def run(args) -> int:
 
 def _write_study(picks_file, result, args) -> tuple[str, int]:
     """Record one located study in the CSV (at once) and its PNG; (its line for stdout, rows kept)."""
-    from ctviewer.workflows.slice_locator.vertebrae import count_text, cross_check
+    from ctviewer.workflows.slice_locator.vertebrae import count_text
 
     kept = record(picks_file, result, args.patient_names)
-    for warning in result.warnings + cross_check(result.spine, result.picks):
+    # why a pick is what it is: from the count, levels disagree, what the count could not check
+    grouped: dict[str, list[str]] = {}
+    for level, note in result.notes.items():   # one line for levels that share a note (no spine found)
+        grouped.setdefault(note, []).append(level)
+    notes = [f"{', '.join(levels)}: {note}" for note, levels in grouped.items()]
+    for warning in result.warnings + notes:
         print(f"ctviewer: warning: {result.path}: {warning}", file=sys.stderr)
     if args.png is not None:
         from ctviewer.workflows.slice_locator.drawing import write_projections_png
@@ -96,12 +107,12 @@ def _write_study(picks_file, result, args) -> tuple[str, int]:
 
 
 def parse_levels(text: str) -> tuple[str, ...]:
-    from ctviewer.workflows.slice_locator.picks import LEVELS
+    from ctviewer.workflows.slice_locator.picks import KNOWN_LEVELS, known_levels_text
 
     levels = tuple(dict.fromkeys(lv.strip().upper() for lv in text.split(",") if lv.strip()))
-    unknown = [lv for lv in levels if lv not in LEVELS]
+    unknown = [lv for lv in levels if lv not in KNOWN_LEVELS]
     if not levels or unknown:
-        raise InputError(f"--levels {text}: choose from {', '.join(LEVELS)} (comma separated)")
+        raise InputError(f"--levels {text}: choose from {known_levels_text()} (comma separated)")
     return levels
 
 
@@ -129,16 +140,20 @@ def record(picks_file, result, patient_names: bool) -> int:
         new.append(replace(pick, patient_name=result.patient_name) if patient_names else pick)
     picks_file.set_study_path(result.exam_id, result.path)
     if new:
-        picks_file.set_many(new, action="predict")
+        notes = {p.key: result.notes[p.level] for p in new if result.notes.get(p.level)}
+        picks_file.set_many(new, action="predict", notes=notes)
     return kept
 
 
 def study_line(exam_id: str, picks) -> str:
-    """``case012  L3 slice 41 (z -120.5 mm, #88) 0.93   T12 not in scan 0.08``"""
+    """``case012  L3 slice 41 (z -120.5 mm, #88) 0.93   T12 slice 75 (z 10 mm) 0.90 [from the spine count]``"""
+    from ctviewer.workflows.slice_locator.combine import level_remark
+
     parts = []
     for p in picks:
         conf = "" if p.confidence is None else f" {p.confidence:.2f}"
-        reviewed = f" [{p.status}, kept]" if p.is_reviewed else ""
+        remark = level_remark(p)
+        reviewed = f" [{p.status}, kept]" if p.is_reviewed else f" [{remark}]" if remark else ""
         if p.in_scan:
             where = f"z {p.z_mm:g} mm" + (f", #{p.instance_number}" if p.instance_number is not None else "")
             parts.append(f"{p.level} slice {p.slice_index} ({where}){conf}{reviewed}")

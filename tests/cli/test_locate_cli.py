@@ -51,7 +51,7 @@ def test_bad_paths_exit_2_without_writing_or_loading_a_model(tmp_path, capsys, m
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--levels", "L3,L4"], "--levels L3,L4: choose from L3, T12"),
+    (["--levels", "L3,L7"], "--levels L3,L7: choose from T1…T12, L1…L5, S1"),
     (["-o", "/nonexistent/dir/p.csv"], "/nonexistent/dir: folder does not exist"),
 ])
 def test_bad_options_exit_2_with_one_line(scans, tmp_path, capsys, extra, message):

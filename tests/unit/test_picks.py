@@ -118,7 +118,8 @@ GOOD = "case1,L3,41,-120.5,88,2.5,0.625,m v1,0.83,predicted,"
     ("exam_id,level,slice\n", "line 1: not a picks CSV: missing column(s) slice_index"),
     (HEADER + ",comment\n", "line 1: not a picks CSV: unknown column(s) comment"),
     ("exam_id,L3_slice_num\ncase1,40\n", "line 1: this is the seed's"),
-    (f"{HEADER}\n{GOOD}\ncase1,L4,41,,,,,m,0.8,predicted,\n", "line 3: unknown level 'L4'"),
+    (f"{HEADER}\n{GOOD}\ncase1,L6,41,,,,,m,0.8,predicted,\n", "line 3: unknown level 'L6'"),
+    (f"{HEADER}\ncase1,L3,,,,,,m,0.8,levels_disagree,\n", "line 2: status levels_disagree needs a slice_index"),
     (f"{HEADER}\ncase1,L3,41,,,,,m,0.8,maybe,\n", "line 2: unknown status 'maybe'"),
     (f"{HEADER}\ncase1,L3,4.5,,,,,m,0.8,predicted,\n", "line 2: slice_index '4.5' is not a whole number"),
     (f"{HEADER}\ncase1,L3,41,\"-1,5\",,,,m,0.8,predicted,\n", "line 2: z_mm '-1,5' is not a number"),
@@ -184,3 +185,22 @@ def test_formula_like_ids_and_names_are_quoted_on_disk_and_read_back_as_they_wer
     assert (tmp_path / "seed.csv").read_text().splitlines()[1] == '"\'=HYPERLINK(""http://x"",""y"")",41'
     truth, kind = read_truth(tmp_path / "seed.csv")
     assert kind == "seed" and [p.exam_id for p in truth] == HOSTILE_IDS
+
+
+def test_any_vertebra_a_disagreement_and_its_note_are_on_disk(tmp_path):
+    """Levels T1…S1 are recorded like L3; ``levels_disagree`` is a status of its own that reads back, is
+    no person's decision, and stays out of the seed's export; a pick's note lands in its audit line."""
+    picks = PicksFile.create(tmp_path / "p.csv")
+    disagree = _pick(level="T12", slice_index=70, status="levels_disagree")
+    counted = _pick(level="L1", slice_index=60, source="spine count", confidence=0.6)
+    picks.set_many([disagree, counted, _pick(level="S1", slice_index=20)], action="predict",
+                   notes={("case012", "T12"): "the vertebra count puts T12 at slices 72–80 (centre 76)"})
+    back = {p.level: p for p in read_picks_csv(tmp_path / "p.csv")[0]}
+    assert back["T12"] == disagree and not back["T12"].is_reviewed and back["T12"].in_scan
+    assert (back["L1"].source, back["L1"].status) == ("spine count", "predicted")
+    lines = [json.loads(line) for line in picks.audit_path.read_text().splitlines()]
+    assert lines[0]["note"] == "the vertebra count puts T12 at slices 72–80 (centre 76)"
+    assert "note" not in lines[1]
+    assert picks.export_seed(tmp_path / "t12.csv", level="T12") == 0
+    assert picks.export_seed(tmp_path / "s1.csv", level="S1") == 1
+    assert (tmp_path / "s1.csv").read_text() == "exam_id,S1_slice_num\ncase012,20\n"

@@ -10,6 +10,10 @@ a study that cannot be read, or is not a CT scan, becomes one warning and the ba
 
 Keras is never imported here: a locator is passed in (``ctviewer.ml.locator.Locator`` or anything
 with ``card``, ``levels``, ``threshold`` and ``heatmaps(projections)``).
+
+:func:`locate_and_count` is what users get: the network's picks cross-checked with the classical
+vertebra count (:mod:`~ctviewer.workflows.slice_locator.combine` has the rules), and any level
+T1…L5, S1 — those the network has no channel for come from the count.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy as np
 from ctviewer.errors import Cancelled, InputError
 from ctviewer.ml.heatmap import best_row
 from ctviewer.progress import CancelToken, Progress, no_progress
-from ctviewer.workflows.slice_locator.picks import LEVELS, Pick
+from ctviewer.workflows.slice_locator.picks import KNOWN_LEVELS, LEVELS, Pick, known_levels_text
 
 #: Rows either side of the maximum whose centroid refines the best row.
 #: A CT scan in HU has bone above this; a volume without any voxel this bright is no CT to locate in.
@@ -89,15 +93,52 @@ def locate(volume, locator, levels=LEVELS, exam_id: str = "", projections=None,
     return decode_picks(heatmaps, projections, levels, locator.threshold, exam_id, model_source(locator))
 
 
-def check_levels(levels, locator) -> tuple[str, ...]:
+def check_known(levels) -> tuple[str, ...]:
+    """``levels`` as a tuple; InputError naming those that are no vertebra's name."""
     levels = tuple(levels)
-    unknown = [lv for lv in levels if lv not in LEVELS]
+    unknown = [lv for lv in levels if lv not in KNOWN_LEVELS]
     if unknown:
-        raise InputError(f"unknown level(s) {', '.join(unknown)} (known: {', '.join(LEVELS)})")
+        raise InputError(f"unknown level(s) {', '.join(unknown)} (known: {known_levels_text()})")
+    return levels
+
+
+def check_levels(levels, locator) -> tuple[str, ...]:
+    """``levels``, all of which the locator network must have a channel for."""
+    levels = check_known(levels)
     missing = [lv for lv in levels if lv not in tuple(locator.levels)]
     if missing:
         raise InputError(f"model {locator.card.name} locates {', '.join(locator.levels)}, not {', '.join(missing)}")
     return levels
+
+
+def locate_and_count(volume, locator, levels=LEVELS, exam_id: str = "", projections=None, warnings=None,
+                     progress: Progress | None = None, cancel: CancelToken | None = None):
+    """The final picks of ``levels`` in one volume: the network's (for the levels it has a channel for;
+    ``locator`` None: none) cross-checked with the vertebra count, per
+    :func:`~ctviewer.workflows.slice_locator.combine.combine`.
+
+    Returns (picks, notes: level -> why, the SpineCount or None). A count that fails adds a line to
+    ``warnings`` and leaves the network's picks as they are.
+    """
+    from ctviewer.workflows.slice_locator.combine import combine
+
+    progress = progress or no_progress
+    levels = check_known(levels)
+    if projections is None:
+        from ctviewer.workflows.slice_locator.projections import make_projections
+
+        projections = make_projections(volume, progress=lambda f, m="": progress(0.6 * f, m), cancel=cancel)
+    exam_id = exam_id or (exam_id_for(volume.source) if volume.source else volume.name or "study")
+    own = [lv for lv in levels if locator is not None and lv in tuple(locator.levels)]
+    network = {}
+    if own:
+        network = {p.level: p for p in locate(volume, locator, own, exam_id=exam_id, projections=projections,
+                                              progress=lambda f, m="": progress(0.6 + 0.2 * f, m), cancel=cancel)}
+    progress(0.8, "counting the vertebrae")
+    spine = count_spine(volume, warnings if warnings is not None else [], cancel)
+    progress(1.0, "")
+    combined = combine(network, spine, levels, exam_id, projections)
+    return [c.pick for c in combined], {c.pick.level: c.note for c in combined if c.note}, spine
 
 
 # -- batches ---------------------------------------------------------------------------------------
@@ -120,6 +161,8 @@ class StudyResult:
     #: The classical vertebra count (:mod:`ctviewer.workflows.slice_locator.vertebrae`), a cross-check
     #: of the picks shown beside them; None where it was not made.
     spine: object | None = None
+    #: level -> why its pick is what it is (from the count, levels disagree, ...), for the audit trail.
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 def exam_id_for(path: str | Path) -> str:
@@ -247,7 +290,8 @@ def check_ct(volume, path) -> None:
 def locate_paths(paths, locator, levels=LEVELS, progress: Progress | None = None,
                  cancel: CancelToken | None = None, known: dict[str, str] | None = None,
                  keep_projections: bool = False) -> Iterator[StudyResult]:
-    """Locate ``levels`` in every study under ``paths`` (see :func:`find_studies`), one result each.
+    """Locate ``levels`` in every study under ``paths`` (see :func:`find_studies`), one result each:
+    the network's picks cross-checked with the vertebra count (:func:`locate_and_count`).
 
     ``locator`` is a locator or a function returning one, called when the first study has been
     read (a batch of bad paths never loads the model). ``known`` (exam_id -> path, as in a picks
@@ -257,6 +301,7 @@ def locate_paths(paths, locator, levels=LEVELS, progress: Progress | None = None
     from ctviewer.workflows.slice_locator.projections import make_projections
 
     progress = progress or no_progress
+    levels = check_known(levels)
     studies, problems = find_studies(paths)
     for path, reason in problems:
         yield StudyResult(path, "", error=str(InputError(reason, path)))
@@ -280,16 +325,15 @@ def locate_paths(paths, locator, levels=LEVELS, progress: Progress | None = None
             _failed(result, exc)
             yield result
             continue
-        # A model that cannot be loaded, or lacks a level, ends the batch: no study could be located.
+        # A model that cannot be loaded ends the batch: no study could be located.
         model = get_locator()
-        check_levels(levels, model)
         try:
             result.warnings = list(dict.fromkeys(volume.warnings + projections.warnings))
-            result.picks = locate(volume, model, levels, exam_id=result.exam_id, projections=projections,
-                                  progress=part(0.9, 1.0), cancel=cancel)
+            result.picks, result.notes, result.spine = locate_and_count(
+                volume, model, levels, exam_id=result.exam_id, projections=projections, warnings=result.warnings,
+                progress=part(0.9, 1.0), cancel=cancel)
             result.projections = projections if keep_projections else None
             result.patient_name = patient_name(volume)
-            result.spine = count_spine(volume, result.warnings, cancel)
         except (Cancelled, KeyboardInterrupt):
             raise
         except Exception as exc:

@@ -1,4 +1,4 @@
-"""The picks CSV: one row per study and level (L3, T12), the file a clinic keeps and trusts.
+"""The picks CSV: one row per study and level (L3, T12, or any of T1…L5, S1), the file a clinic keeps and trusts.
 
 Every change is written at once: the whole CSV is rewritten atomically (old file or new file,
 never half of one) and one JSON line per decision is appended to ``NAME.audit.jsonl`` (time,
@@ -29,8 +29,14 @@ from ctviewer.io import csv_safe
 from ctviewer.io.atomic import atomic_write_text
 from ctviewer.io.csv_safe import write_csv
 
+#: The levels located unless the user asks for others (the locator network's own).
 LEVELS = ("L3", "T12")
-STATUSES = ("predicted", "accepted", "corrected", "flagged", "not_in_scan")
+#: Every level a pick can name: the network places L3 and T12, the vertebra count any of these.
+KNOWN_LEVELS = tuple(f"T{n}" for n in range(1, 13)) + tuple(f"L{n}" for n in range(1, 6)) + ("S1",)
+#: ``levels_disagree``: the locator and the vertebra count (or the count's two ways of naming) do not
+#: agree; shown as "levels disagree — check" and never taken as an answer until a person decides.
+LEVELS_DISAGREE = "levels_disagree"
+STATUSES = ("predicted", "accepted", "corrected", "flagged", "not_in_scan", LEVELS_DISAGREE)
 #: Statuses only a person sets: such a row is never replaced by a new prediction.
 REVIEWED_STATUSES = ("accepted", "corrected", "flagged")
 CSV_COLUMNS = ["exam_id", "level", "slice_index", "z_mm", "instance_number", "slice_thickness_mm",
@@ -39,7 +45,7 @@ PATIENT_NAME_COLUMN = "patient_name"
 #: ``source`` of a pick a person set by hand.
 MANUAL = "manual"
 #: Statuses that need a slice; ``not_in_scan`` must have none.
-_NEEDS_SLICE = ("predicted", "accepted", "corrected")
+_NEEDS_SLICE = ("predicted", "accepted", "corrected", LEVELS_DISAGREE)
 
 
 def now_iso() -> str:
@@ -158,8 +164,12 @@ class PicksFile:
         """
         return self.set_many([pick], action, user)[0]
 
-    def set_many(self, picks, action: str, user: str | None = None) -> list[Pick]:
-        """Several decisions in one CSV write (e.g. both levels of one study), one audit line each."""
+    def set_many(self, picks, action: str, user: str | None = None, notes: dict | None = None) -> list[Pick]:
+        """Several decisions in one CSV write (e.g. both levels of one study), one audit line each.
+
+        ``notes`` ((exam_id, level) -> text) go into those picks' audit lines: why a pick is what it is (it came
+        from the vertebra count, the count put the level elsewhere), which the CSV has no column for.
+        """
         stored = [self._checked(pick) for pick in picks]
         updated = dict(self._picks)
         entries = []
@@ -168,7 +178,7 @@ class PicksFile:
             updated[pick.key] = pick
         self._write(updated)  # raises before anything changes here when the disk refuses
         self._picks = updated
-        self._audit(action, user, entries)
+        self._audit(action, user, entries, notes or {})
         return stored
 
     def set_study_path(self, exam_id: str, path: str | Path) -> None:
@@ -182,12 +192,13 @@ class PicksFile:
     def export_seed(self, path: str | Path, level: str = "L3") -> int:
         """Write the seed's ``exam_id,L3_slice_num`` CSV (or T12); returns the rows written.
 
-        Rows without a slice (not in scan) and flagged rows (waiting for a second look) are
-        left out: the seed's format has no way to say "absent" or "unsure".
+        Rows without a slice (not in scan), flagged rows (waiting for a second look) and rows whose
+        levels disagree are left out: the seed's format has no way to say "absent" or "unsure".
         """
-        if level not in LEVELS:
-            raise InputError(f"unknown level '{level}' (known: {', '.join(LEVELS)})")
-        rows = [p for p in self._picks.values() if p.level == level and p.in_scan and p.status != "flagged"]
+        if level not in KNOWN_LEVELS:
+            raise InputError(f"unknown level '{level}' (known: {known_levels_text()})")
+        rows = [p for p in self._picks.values()
+                if p.level == level and p.in_scan and p.status not in ("flagged", LEVELS_DISAGREE)]
         write_csv(path, ([p.exam_id, p.slice_index] for p in rows), header=["exam_id", f"{level}_slice_num"])
         return len(rows)
 
@@ -209,11 +220,12 @@ class PicksFile:
         rows = (p.as_row() for p in picks.values())
         write_csv(self.path, ([row[c] for c in columns] for row in rows), header=columns)
 
-    def _audit(self, action: str, user: str | None, entries) -> None:
+    def _audit(self, action: str, user: str | None, entries, notes: dict) -> None:
         who = user or _user()
         time = now_iso()
         lines = [json.dumps({"time": time, "user": who, "exam_id": new.exam_id, "level": new.level,
-                             "action": action, "old": self._audit_values(old), "new": self._audit_values(new)},
+                             "action": action, "old": self._audit_values(old), "new": self._audit_values(new),
+                             **({"note": notes[new.key]} if notes.get(new.key) else {})},
                             ensure_ascii=False) for old, new in entries]
         try:
             with open(self.audit_path, "a", encoding="utf-8") as fh:
@@ -231,6 +243,16 @@ class PicksFile:
         if not self.patient_names:
             row.pop(PATIENT_NAME_COLUMN)
         return row
+
+
+def known_levels_text() -> str:
+    """``T1…T12, L1…L5, S1`` for messages."""
+    return "T1…T12, L1…L5, S1"
+
+
+def level_order(level: str) -> int:
+    """Position from the head down (T1 = 0 … S1), for sorting levels as they lie in the body."""
+    return KNOWN_LEVELS.index(level) if level in KNOWN_LEVELS else len(KNOWN_LEVELS)
 
 
 def studies_path(csv_path: str | Path) -> Path:
@@ -339,8 +361,8 @@ def _pick_problem(pick: Pick) -> str:
     """What makes a pick impossible to record, or ''."""
     if not pick.exam_id.strip():
         return "exam_id is empty"
-    if pick.level not in LEVELS:
-        return f"unknown level '{pick.level}' (known: {', '.join(LEVELS)})"
+    if pick.level not in KNOWN_LEVELS:
+        return f"unknown level '{pick.level}' (known: {known_levels_text()})"
     if pick.status not in STATUSES:
         return f"unknown status '{pick.status}' (known: {', '.join(STATUSES)})"
     if pick.status in _NEEDS_SLICE and pick.slice_index is None:
