@@ -4,7 +4,7 @@ Exit codes: 0 success, 2 bad input (one line on stderr naming the file and the r
 1 internal error (one line; the traceback only with ``CTVIEWER_DEBUG=1``). Batch verbs (locate,
 segment, segment-eval, thin-section predict / eval) go on after a failed study and list the
 failures at the end: 2 when a study's input was bad, 1 when a study failed by our bug
-(:mod:`ctviewer.commands.batch`).
+(:mod:`ctviewer.workflows.batch`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ levels the network has no channel for (any of T1…L5, S1) come from the count. 
 goes to stdout; why a pick is what it is, and a progress bar, to stderr. The CSV is written after
 every study (a batch stopped half-way keeps what it did), and rows a person has reviewed are never
 replaced by new predictions.
-A study that fails is listed at the end and the others go on (:mod:`ctviewer.commands.batch`).
+A study that fails is listed at the end and the others go on (:mod:`ctviewer.workflows.batch`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ctviewer.commands.batch import Batch
+    from ctviewer.workflows.batch import Batch
     from ctviewer.workflows.slice_locator.locate import locate_paths
     from ctviewer.workflows.slice_locator.picks import PicksFile
 

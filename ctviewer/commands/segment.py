@@ -3,7 +3,7 @@
 PATH is one study (a file or a DICOM folder) or a folder of studies. For one study OUT is the label
 file to write (its format from the suffix: .nii.gz, .nrrd, .seg.nrrd, DICOM-SEG .dcm); for several,
 OUT is a folder that gets ``EXAM_seg.nii.gz`` per study (or ``--format`` another suffix). A study that
-fails is listed at the end and the batch goes on (:mod:`ctviewer.commands.batch`: exit 2 when a
+fails is listed at the end and the batch goes on (:mod:`ctviewer.workflows.batch`: exit 2 when a
 study failed, 1 when one failed by our bug). The model's label table goes with
 every file, so the app opens the result with its names and colours.
 """
@@ -27,7 +27,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ctviewer.commands.batch import Batch
+    from ctviewer.workflows.batch import Batch
     from ctviewer.commands.locate import ProgressBar
     from ctviewer.workflows.segmentation.segment import find_segmentation_model
     from ctviewer.workflows.slice_locator.locate import find_studies

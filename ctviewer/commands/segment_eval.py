@@ -4,7 +4,7 @@ Scores segmentation models on studies that have label maps (anything ``find_case
 3D-IRCADb folder, an ``image,label`` list file, NIfTI pairs): Dice and Jaccard per study and per
 label, then a table with one row per model and label (the spine seed's 2D-vs-3D comparison, but
 averaged over studies, never over pooled slices). A study that fails is listed at the end and the
-others go on (:mod:`ctviewer.commands.batch`); the CSVs are rewritten (atomically) after every study.
+others go on (:mod:`ctviewer.workflows.batch`); the CSVs are rewritten (atomically) after every study.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ctviewer.commands.batch import Batch
+    from ctviewer.workflows.batch import Batch
     from ctviewer.commands.locate import ProgressBar
     from ctviewer.workflows.segmentation.cases import find_cases
     from ctviewer.workflows.segmentation.metrics import comparison_table

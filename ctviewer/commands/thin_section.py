@@ -6,7 +6,7 @@
 
 ``predict`` writes per photo ``NAME_classes.png`` (class ids), ``NAME_recolour.png`` and a row of
 ``fractions.csv`` (class fractions in %, porosity), then ``fractions_histogram.png``; a photo that
-fails is listed at the end and the others go on (:mod:`ctviewer.commands.batch`: exit 2). ``eval`` scores predictions (a folder
+fails is listed at the end and the others go on (:mod:`ctviewer.workflows.batch`: exit 2). ``eval`` scores predictions (a folder
 of ``NAME_classes.png``, or a model run on the photos) against label images: per-class IoU, mean
 IoU, pixel accuracy, per photo and overall. Without ``--model`` the newest thin_section model is used.
 """
@@ -58,7 +58,7 @@ def run(args) -> int:
 
 
 def run_predict(args) -> int:
-    from ctviewer.commands.batch import Batch
+    from ctviewer.workflows.batch import Batch
     from ctviewer.commands.locate import ProgressBar
     from ctviewer.workflows.thin_section.predict import predict_folder
 
@@ -81,7 +81,7 @@ def run_predict(args) -> int:
 
 
 def run_eval(args) -> int:
-    from ctviewer.commands.batch import Batch
+    from ctviewer.workflows.batch import Batch
     from ctviewer.commands.locate import ProgressBar
     from ctviewer.workflows.thin_section.metrics import evaluate_folders, write_metrics_csv
 

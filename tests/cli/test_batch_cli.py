@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from ctviewer.cli import main
-from ctviewer.commands.batch import Batch, failure_of
+from ctviewer.workflows.batch import Batch, failure_of
 from ctviewer.errors import Cancelled, InputError
 from ctviewer.io.writers import write_volume
 from ctviewer.ml import registry

@@ -358,8 +358,8 @@ def count_spine(volume, warnings: list[str], cancel: CancelToken | None = None):
 
 def _failed(result: StudyResult, exc: Exception) -> None:
     """Note why a study could not be located: the input's fault, or ours (``internal``), by the rule
-    every batch verb follows (:func:`ctviewer.commands.batch.failure_of`)."""
-    from ctviewer.commands.batch import failure_of
+    every batch verb follows (:func:`ctviewer.workflows.batch.failure_of`)."""
+    from ctviewer.workflows.batch import failure_of
 
     failure = failure_of(result.path, exc)
     result.error, result.internal = failure.line, failure.internal

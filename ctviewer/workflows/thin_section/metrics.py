@@ -97,9 +97,9 @@ def evaluate_folders(pred_dir_or_model, labels_path, table=None, tile: int | Non
     thin_section model (name, path or registry entry) run on the photos. The classes are the
     model's, else ``table``'s, else the thin-section table's plus any other id found. Photos
     without a prediction or with unreadable files are noted in ``batch`` (a
-    :class:`ctviewer.commands.batch.Batch`), listed in ``problems`` and left out.
+    :class:`ctviewer.workflows.batch.Batch`), listed in ``problems`` and left out.
     """
-    from ctviewer.commands.batch import Batch
+    from ctviewer.workflows.batch import Batch
     from ctviewer.imaging.bins import thin_section_table
     from ctviewer.workflows.thin_section.project import find_pairs
     from ctviewer.workflows.thin_section.predict import find_thin_section_model, model_table

@@ -203,11 +203,11 @@ def predict_folder(folder, out, model_path=None, porosity_class: int = 3, colour
 
     Each row: ``image``, ``width``, ``height``, ``fractions`` ({class id: % of the photo}),
     ``porosity`` (% of ``porosity_class``), ``classes_path``, ``recolour_path``. A photo that fails
-    is noted in ``batch`` (a :class:`ctviewer.commands.batch.Batch`; the CLI passes its own to list
+    is noted in ``batch`` (a :class:`ctviewer.workflows.batch.Batch`; the CLI passes its own to list
     the failures and pick the exit code) and in ``problems``, and the others go on; ``fractions.csv``
     is rewritten (atomically) after every photo, so a stopped run keeps the rows it made.
     """
-    from ctviewer.commands.batch import Batch
+    from ctviewer.workflows.batch import Batch
     from ctviewer.workflows.thin_section.fraction_chart import write_fractions_csv, write_fractions_histogram
 
     progress = progress or no_progress
