@@ -329,8 +329,9 @@ def test_a_restored_layer_holds_only_the_strokes_and_saves_beside_the_image(wind
     image = copy_of(shared_data, relative, tmp_path / "study")
     before = fingerprints(image.parent)
     expected = tmp_path / "expected.npy"
+    # the child's window has the real 3D panel: it shares this test's X display (Xvfb)
     env = dict(os.environ, CTVIEWER_RECOVERY_DIR=str(tmp_path / "recovery"), CTVIEWER_AUTOSAVE_S="0.3",
-               QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"), PYTHONPATH=str(REPO))
+               PYTHONPATH=str(REPO))
     child = subprocess.Popen([sys.executable, "tests/gui/scripts/paint_then_hang.py", str(image), str(expected)],
                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -6,27 +6,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtTest import QTest
 
-from app.main_window import MainWindow
 from ctviewer.data import LabelLayer, LabelMap, Study, Volume
 from ctviewer.imaging import slicing
-from tests.gui.conftest import send_click, send_drag
+from tests.gui.conftest import make_main_window, send_click, send_drag
 
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("CTVIEWER_RECOVERY_DIR", str(tmp_path / "recovery"))
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(with_3d=False, settings=settings)
-    win.ask_unsaved = lambda names: "discard"
-    qtbot.addWidget(win)
-    win.resize(1200, 900)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
+    """The main window as the user gets it, the real 3D panel included."""
+    return make_main_window(qtbot, tmp_path, monkeypatch, size=(1200, 900))
 
 
 @pytest.fixture
@@ -276,8 +268,8 @@ def test_killed_mid_edit_the_reopened_image_offers_the_strokes_back(window, qtbo
     image_path = tmp_path / "scan.nii.gz"
     write_volume(Volume(arr, spacing=(2, 1, 1), modality="CT", name="scan"), image_path)
     expected = tmp_path / "expected.npy"
-    env = dict(os.environ, CTVIEWER_RECOVERY_DIR=str(tmp_path / "recovery"), CTVIEWER_AUTOSAVE_S="0.3",
-               QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
+    # the child's window has the real 3D panel: it shares this test's X display (Xvfb)
+    env = dict(os.environ, CTVIEWER_RECOVERY_DIR=str(tmp_path / "recovery"), CTVIEWER_AUTOSAVE_S="0.3")
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = repo
     child = subprocess.Popen([sys.executable, "tests/gui/scripts/paint_then_hang.py", str(image_path),
@@ -328,27 +320,50 @@ def test_3d_fill_runs_in_a_worker_and_is_one_undo_step(window, ct_study, qtbot):
 
 
 def test_edits_rebuild_the_3d_label_surfaces_once_painting_pauses(window, ct_study, qtbot):
-    class Fake3D:
-        def __init__(self):
-            self.shown = []
-
-        def set_labels(self, labels):
-            self.shown.append(labels)
-
-        def set_heat(self, layer):   # the 3D panel's heatmap cloud: no heatmap in this study
-            assert layer is None
-
+    """The real 3D panel, in label-surface mode, shows a stroke once the painting pauses: one rebuild
+    for a burst of dabs, one surface where the voxels were painted, in the label's table colour."""
     open_study(window, ct_study, qtbot)
-    fake = Fake3D()
-    window.viewer.view3d = fake
-    window.viewer._surfaces_timer.setInterval(50)
+    view3d = window.viewer.view3d
+    with qtbot.waitSignal(view3d.scene_ready, timeout=20000, check_params_cb=lambda mode: mode == "labels"):
+        view3d.set_mode("labels")
+    assert view3d.scene.label_actors == {} and "empty" in view3d.toolbar.status.text()
+    empty = view3d.screenshot()
+    shown = []
+    view3d.scene_ready.connect(shown.append)
+    window.viewer._surfaces_timer.setInterval(50)   # the app waits 1.5 s; a test need not
     editor = window.annotator.editor
     for n in range(5):
         editor.dab((5, 30, 30 + n), 3, "px", "axial", value=1)
-    qtbot.waitUntil(lambda: bool(fake.shown), timeout=3000)
-    qtbot.wait(150)
-    assert fake.shown == [ct_study.layers[-1].labels]      # one rebuild for the whole burst
-    window.viewer.view3d = None
+        assert view3d.scene.label_actors == {}      # no rebuild while the user paints
+    qtbot.waitUntil(lambda: bool(view3d.scene.label_actors), timeout=20000)
+    qtbot.wait(200)
+    assert shown == ["labels"]                       # one rebuild for the whole burst
+    layer = ct_study.layers[-1]
+    actors = view3d.scene.label_actors
+    assert sorted(actors) == [1]
+    colour = layer.labels.table[1].colour
+    assert actors[1].GetProperty().GetColor() == pytest.approx(tuple(c / 255 for c in colour))
+    # the surface is where the voxels were painted (LPS mm; the volume's grid, half a voxel either side)
+    painted = np.argwhere(layer.array == 1)
+    corners = np.array([ct_study.image.index_to_lps(painted.min(0).astype(float)),
+                        ct_study.image.index_to_lps(painted.max(0).astype(float))])
+    lo, hi = corners.min(0), corners.max(0)
+    bounds = np.array(actors[1].GetMapper().GetInput().GetBounds()).reshape(3, 2)
+    half = np.abs(ct_study.image.direction * np.asarray(ct_study.image.spacing)).sum(axis=1) / 2
+    assert (bounds[:, 0] >= lo - half - 1e-6).all() and (bounds[:, 1] <= hi + half + 1e-6).all()
+    assert (bounds[:, 1] - bounds[:, 0] > 0).all()
+    # and it is drawn: new pixels whose hue is the label's colour
+    pixels = view3d.screenshot().astype(int)
+    drawn = np.abs(pixels - empty).sum(axis=2) > 30
+    assert drawn.sum() > 50
+    mean = pixels[drawn].mean(axis=0)
+    assert np.dot(mean / np.linalg.norm(mean), np.array(colour) / np.linalg.norm(colour)) > 0.97
+    # undoing the dabs (one step each: no stroke was open) takes the surface out of the 3D panel too
+    for _ in range(5):
+        key(window, "Ctrl+Z")
+    assert not layer.array.any()
+    qtbot.waitUntil(lambda: not view3d.scene.label_actors, timeout=20000)
+    assert "empty" in view3d.toolbar.status.text()
 
 
 def test_colour_label_png_is_offered_a_mapping_to_ids(window, qtbot, tmp_path):

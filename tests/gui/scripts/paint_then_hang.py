@@ -3,6 +3,9 @@
 Usage: paint_then_hang.py IMAGE EXPECTED.npy — prints "saved" once an autosave holding every
 stroke is on disk (and EXPECTED.npy holds those labels), then keeps the GUI running until it is
 killed (SIGKILL: no clean-up of any kind runs).
+
+The window is the one users get, its 3D panel included (VTK needs an X display: run under Xvfb
+and pass the display on; Qt's offscreen platform gives VTK no OpenGL).
 """
 
 import sys
@@ -21,10 +24,12 @@ def main(image_path: str, expected_path: str) -> None:
     from tests.gui.conftest import send_drag
     from tests.gui.test_painting import widget_pos
 
-    win = MainWindow(with_3d=False)
+    win = MainWindow()   # as the user gets it: the real 3D panel (needs an X display, e.g. Xvfb)
     win.resize(1000, 800)
     win.show()
     app.processEvents()
+    shown_in_3d = []
+    win.viewer.view3d.scene_ready.connect(shown_in_3d.append)
     win.set_study(open_study(image_path))
     app.processEvents()
     axial = win.viewer.views["axial"]
@@ -36,6 +41,8 @@ def main(image_path: str, expected_path: str) -> None:
         send_drag(axial, widget_pos(axial, (k, row, 10)), widget_pos(axial, (k, row, 50)))
     layer = win.annotator.layer
     assert (layer.array > 0).sum() > 100, "the strokes did not paint"
+    while not shown_in_3d:   # the 3D panel has drawn the scan (or said why not: a photo, a flat image)
+        app.processEvents()
     done = []
     win.keeper.autosaved.connect(done.append)
     while not done or win.keeper.busy or win.keeper.autosaver.pending:
