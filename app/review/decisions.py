@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ctviewer.workflows.slice_locator.combine import SPINE_COUNT
 from ctviewer.workflows.slice_locator.picks import MANUAL, Pick
 
 
@@ -72,4 +73,6 @@ def state_of(pick: Pick | None) -> str:
         return "none"
     if pick.status == "not_in_scan" and not pick.reviewed_at:
         return "not_in_scan?"   # the model says absent; nobody has confirmed it
+    if pick.status == "predicted" and pick.source == SPINE_COUNT:
+        return "from_count"     # the network missed it; the vertebra count placed it
     return pick.status

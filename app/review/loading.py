@@ -1,4 +1,5 @@
-"""Studies for review, prepared in workers: read the scan, make its projections, predict missing picks.
+"""Studies for review, prepared in workers: read the scan, make its projections, count its vertebrae,
+predict missing picks (the network's, cross-checked with the count).
 
 :class:`StudyLoader` keeps the few studies around the current one (the one shown, the one before,
 the next one prefetched so that N feels instant), cancels work for studies the user has moved away
@@ -28,6 +29,12 @@ class LoadedStudy:
     predicted: list = field(default_factory=list)
     #: Why nothing was predicted, when that is worth telling (no model shipped, ...).
     note: str = ""
+    #: The vertebra count (SpineCount, or None where it failed): drawn as ticks, it cross-checks the picks.
+    spine: object | None = None
+    #: level -> why the predicted pick is what it is (from the count, levels disagree), for the audit.
+    notes: dict = field(default_factory=dict)
+    #: The count's failure, where it failed (the picks are then the network's alone).
+    warnings: list = field(default_factory=list)
 
 
 #: The shipped locator's name (``ctviewer.ml.locator.SHIPPED_NAME``; importing that module loads Keras).
@@ -61,7 +68,10 @@ class LocatorHolder:
         except InputError as exc:   # no model, or one of another task: the user places the levels by hand
             self._error = exc
 
-    def locate(self, volume, projections, exam_id: str, progress=None, cancel=None) -> list:
+    def locate(self, volume, projections, exam_id: str, spine, progress=None, cancel=None) -> tuple[list, dict]:
+        """The network's picks for the levels it has a channel for, combined with the count ``spine``
+        (levels it has none for come from the count); (picks, notes)."""
+        from ctviewer.workflows.slice_locator.combine import combine
         from ctviewer.workflows.slice_locator.locate import locate
 
         with self._lock:
@@ -69,8 +79,12 @@ class LocatorHolder:
                 self._load(progress)
             if self._error is not None:
                 raise self._error
-            return locate(volume, self._locator, levels=self.levels, exam_id=exam_id, projections=projections,
-                          progress=progress, cancel=cancel)
+            own = [lv for lv in self.levels if lv in tuple(self._locator.levels)]
+            network = {p.level: p for p in (locate(volume, self._locator, levels=own, exam_id=exam_id,
+                                                   projections=projections, progress=progress, cancel=cancel)
+                                            if own else [])}
+        combined = combine(network, spine, self.levels, exam_id, projections)
+        return [c.pick for c in combined], {c.pick.level: c.note for c in combined if c.note}
 
 
 def _part(progress, lo: float, hi: float):
@@ -93,25 +107,35 @@ def _wait_for_reading(cancel) -> None:
 
 
 def prepare_study(exam_id: str, path: Path, holder: LocatorHolder | None, progress=None, cancel=None) -> LoadedStudy:
-    """Read one study, make its projections and (when ``holder``) predict its picks; runs in a worker."""
-    from ctviewer.workflows.slice_locator.locate import read_ct
+    """Read one study, make its projections, count its vertebrae and (when ``holder``) predict its
+    picks; runs in a worker (the count too: ~0.4 s for a 512×512×400 scan, never on the GUI thread)."""
+    from ctviewer.workflows.slice_locator.locate import count_spine, read_ct
     from ctviewer.workflows.slice_locator.projections import make_projections
 
     _wait_for_reading(cancel)
     try:
         if cancel is not None:
             cancel.raise_if_cancelled()
-        volume = read_ct(path, progress=_part(progress, 0.0, 0.6), cancel=cancel)
-        projections = make_projections(volume, progress=_part(progress, 0.6, 0.8), cancel=cancel)
+        volume = read_ct(path, progress=_part(progress, 0.0, 0.55), cancel=cancel)
+        projections = make_projections(volume, progress=_part(progress, 0.55, 0.75), cancel=cancel)
+        if progress is not None:
+            progress(0.75, "counting the vertebrae")
+        loaded = LoadedStudy(exam_id, volume, projections)
+        loaded.spine = count_spine(volume, loaded.warnings, cancel)
     finally:
         _READING.release()
-    loaded = LoadedStudy(exam_id, volume, projections)
     if holder is not None:
         try:
-            loaded.predicted = holder.locate(volume, projections, exam_id, progress=_part(progress, 0.8, 1.0),
-                                             cancel=cancel)
-        except InputError as exc:
-            loaded.note = f"not predicted: {exc}"
+            loaded.predicted, loaded.notes = holder.locate(volume, projections, exam_id, loaded.spine,
+                                                           progress=_part(progress, 0.8, 1.0), cancel=cancel)
+        except InputError as exc:   # no model: the count alone places the levels it names
+            from ctviewer.workflows.slice_locator.combine import combine
+
+            combined = combine({}, loaded.spine, holder.levels, exam_id, projections)
+            loaded.predicted = [c.pick for c in combined if c.pick.in_scan]
+            loaded.notes = {c.pick.level: c.note for c in combined if c.note}
+            loaded.note = f"not predicted by a model: {exc}" + ("; levels from the spine count"
+                                                                if loaded.predicted else "")
     return loaded
 
 

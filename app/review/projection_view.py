@@ -1,4 +1,5 @@
-"""A frontal or sagittal projection of a study with one draggable horizontal line per level.
+"""A frontal or sagittal projection of a study with one draggable horizontal line per level, and a
+tick with its name at every vertebra the classical count found (the clinician checks the count at a glance).
 
 Image coordinates are projection rows and columns (1 mm each), shifted half a pixel so that a line
 at ``projections.z_to_row(z)`` runs through the centre of that row. Dragging a line snaps it to the
@@ -15,8 +16,13 @@ from PySide6.QtGui import QColor
 #: Line colours per level: distinct from each other and from the grey bone image.
 LEVEL_COLOURS = {"L3": (255, 90, 70), "T12": (70, 190, 255)}
 OTHER_COLOUR = (230, 200, 60)
-#: Where along its line each level's label sits (0 left .. 1 right): apart, so that close lines stay readable.
-LABEL_PLACE = {"L3": (0.02, (0, 1)), "T12": (0.98, (1, 1))}
+#: Where along its line each level's label sits (0 left .. 1 right): apart, so that close lines stay readable,
+#: and clear of the count's ticks at the right edge.
+LABEL_PLACE = {"L3": (0.02, (0, 1)), "T12": (0.86, (1, 1))}
+#: The count's ticks: green, apart from the level lines' colours and from the grey bone image.
+TICK_COLOUR = (90, 230, 110)
+#: Length (mm = projection columns) of a vertebra's tick at the image's right edge; its disc marks are shorter.
+TICK_MM, DISC_MM = 14.0, 6.0
 
 
 def level_colour(level: str) -> tuple[int, int, int]:
@@ -43,11 +49,17 @@ class ProjectionView(pg.GraphicsView):
         self.projections = None
         self.lines: dict[str, pg.InfiniteLine] = {}
         self._slices: dict[str, int | None] = {}
+        # the count's ticks: one item for all the marks, a text per vertebra
+        self.ticks = pg.PlotCurveItem(pen=pg.mkPen(QColor(*TICK_COLOUR), width=2), connect="pairs")
+        self.ticks.setZValue(5)
+        self.box.addItem(self.ticks, ignoreBounds=True)
+        self.tick_labels: list[pg.TextItem] = []
 
     # -- content -----------------------------------------------------------------------------
     def set_image(self, image: np.ndarray | None, projections) -> None:
         """Show ``image`` (rows × cols, 0..1) of ``projections``; None clears the view."""
         self.projections = projections
+        self.set_ticks(None)
         if image is None:
             self.image_item.clear()
             for line in self.lines.values():
@@ -84,6 +96,37 @@ class ProjectionView(pg.GraphicsView):
         line.label.setColor(colour)
         line.setZValue(20 if active else 10)
         line.show()
+
+    def set_ticks(self, spine) -> None:
+        """A tick with its level's name at the centre of every vertebra of ``spine`` (a SpineCount; None
+        or one without vertebrae: no ticks), and short marks at its discs, at the image's right edge."""
+        for label in self.tick_labels:
+            self.box.removeItem(label)
+        self.tick_labels = []
+        vertebrae = list(getattr(spine, "vertebrae", None) or []) if self.projections is not None else []
+        if not vertebrae:
+            self.ticks.setData([], [])
+            return
+        proj = self.projections
+        right = float(self.image_item.width() or proj.frontal.shape[1]) - 0.5
+        xs, ys = [], []
+        for v in vertebrae:
+            row = proj.z_to_row(v.centre_mm)
+            xs += [right - TICK_MM, right]
+            ys += [row, row]
+            for z in (v.top_mm, v.bottom_mm):
+                xs += [right - DISC_MM, right]
+                ys += [proj.z_to_row(z)] * 2
+            label = pg.TextItem(v.level or "?", color=TICK_COLOUR, anchor=(1, 0.5), fill=(0, 0, 0, 150))
+            label.setPos(right - TICK_MM - 1, row)
+            label.setZValue(25)          # above the level lines: the name stays readable where one crosses it
+            self.box.addItem(label, ignoreBounds=True)
+            self.tick_labels.append(label)
+        self.ticks.setData(xs, ys)
+
+    def tick_texts(self) -> list[str]:
+        """The names at the ticks, head to feet."""
+        return [label.toPlainText() for label in self.tick_labels]
 
     def line_row(self, level: str) -> float:
         return float(self.lines[level].value())

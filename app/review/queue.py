@@ -26,6 +26,9 @@ STATE_LOOK = {
     "flagged": ("flagged", (150, 40, 140)),
     "not_in_scan": ("not in scan", (95, 95, 95)),
     "not_in_scan?": ("not in scan?", (150, 115, 20)),
+    # the network and the vertebra count disagree: never a confident answer, a person must look
+    "levels_disagree": ("levels disagree — check", (190, 60, 20)),
+    "from_count": ("from the spine count", (120, 110, 30)),
 }
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ctviewer.errors import InputError
 from ctviewer.workflows.slice_locator.locate import assign_exam_ids, find_studies
-from ctviewer.workflows.slice_locator.picks import PicksFile
+from ctviewer.workflows.slice_locator.picks import LEVELS, PicksFile, level_order
 
 DEFAULT_CSV_NAME = "picks.csv"
 
@@ -29,6 +29,12 @@ class ReviewSource:
     exam_ids: list[str]
     #: exam_id -> where the study is; a study without one cannot be shown (the queue says why).
     paths: dict[str, Path] = field(default_factory=dict)
+    #: The levels reviewed: L3 and T12, then any other level the CSV holds (``locate --levels``), head first.
+    levels: tuple[str, ...] = LEVELS
+
+    def __post_init__(self):
+        extra = {p.level for p in self.picks.picks} - set(self.levels)
+        self.levels = tuple(self.levels) + tuple(sorted(extra, key=level_order))
 
 
 def open_review(paths, csv_path: str | Path | None = None) -> ReviewSource:

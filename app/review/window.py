@@ -1,7 +1,10 @@
 """The review window: one decision per second on the predicted L3 and T12 slices, study after study.
 
 Left, the queue (state of each level, progress). Right, the current study: frontal and sagittal
-projections with a line per level, beside the axial slice at the active level's pick. Keys (also in
+projections with a line per level and a green tick named by its level at every vertebra the classical
+count found, beside the axial slice at the active level's pick. Under the study's name, its status: the
+count in a few words, and each pick whose levels disagree ("levels disagree — check") or that came
+from the spine count rather than the network. Keys (also in
 the Review menu and the help line): Enter accepts the active level and moves on, Up/Down move its pick
 one slice (Shift: five), Tab switches level, F flags, X or 0 says "not in scan", N/P change study.
 Every decision is written to the picks CSV at once (:meth:`PicksFile.set`: atomic, with an audit
@@ -24,8 +27,9 @@ from app.review.projection_view import ProjectionView, level_colour
 from app.review.queue import QueueTable, ReviewQueue
 from app.review.sources import ReviewSource, open_review
 from ctviewer.errors import InputError
+from ctviewer.workflows.slice_locator.combine import level_remark
 
-HELP = ("Enter accept   ↑/↓ move 1 slice (Shift: 5)   drag a line   Tab L3/T12   F flag for a second look   "
+HELP = ("Enter accept   ↑/↓ move 1 slice (Shift: 5)   drag a line   Tab next level   F flag for a second look   "
         "X or 0 not in scan   N/P next/previous study")
 
 
@@ -43,7 +47,7 @@ class ReviewWindow(QMainWindow):
         if parent is not None:
             self.setWindowFlag(Qt.WindowType.Window)
         self.picks = source.picks
-        self.queue = ReviewQueue(source.picks, source.exam_ids, source.paths, parent=self)
+        self.queue = ReviewQueue(source.picks, source.exam_ids, source.paths, levels=source.levels, parent=self)
         self.levels = self.queue.levels
         self.active_level = self.levels[0]
         holder = LocatorHolder(locator_name, self.levels, locator=locator) if predict else None
@@ -84,6 +88,9 @@ class ReviewWindow(QMainWindow):
         col.addWidget(export)
         self.header = QLabel("")
         self.header.setObjectName("review_header")
+        self.study_status = QLabel("")
+        self.study_status.setObjectName("review_study_status")
+        self.study_status.setWordWrap(True)
         self.frontal = ProjectionView("frontal")
         self.sagittal = ProjectionView("sagittal")
         self.axial = AxialView()
@@ -99,6 +106,7 @@ class ReviewWindow(QMainWindow):
         right = QWidget()
         rcol = QVBoxLayout(right)
         rcol.addWidget(self.header)
+        rcol.addWidget(self.study_status)
         rcol.addWidget(images, 1)
         help_line = QLabel(HELP)
         help_line.setObjectName("review_help")
@@ -160,6 +168,7 @@ class ReviewWindow(QMainWindow):
         exam = self.exam_id
         if exam is None:
             self.header.setText("No studies to review")
+            self.study_status.setText("")
             return
         self._preview.clear()
         index = self.queue.current
@@ -171,7 +180,9 @@ class ReviewWindow(QMainWindow):
             for view, name in ((self.frontal, "frontal"), (self.sagittal, "sagittal")):
                 view.set_image(None if loaded is None else getattr(loaded.projections, name),
                                None if loaded is None else loaded.projections)
+                view.set_ticks(None if loaded is None else loaded.spine)
         if loaded is None:
+            self.study_status.setText("")
             reason = self.queue.errors.get(exam)
             self.axial.clear(f"<b>{exam}</b> cannot be shown: {reason}" if reason else f"Loading {exam}…")
             self._update_progress()
@@ -201,18 +212,39 @@ class ReviewWindow(QMainWindow):
                 k = None
             text = f"{level}  {pick.confidence:.0%}" if pick.confidence is not None else level
             state = decisions.state_of(pick)
-            if state != "predicted":
+            if level_remark(pick):
+                text += f"  {level_remark(pick)}"
+            elif state != "predicted":
                 text += f"  {state.replace('_', ' ')}" if state != "none" else "  not placed"
             for view in (self.frontal, self.sagittal):
                 view.set_pick(level, k, text, level == self.active_level)
         active = self.pick(self.active_level)
         k = self._preview.get(self.active_level, active.slice_index)
         k = k if k is not None and 0 <= k < n else None
-        status = decisions.state_of(active).replace("_", " ")
+        status = level_remark(active) or decisions.state_of(active).replace("_", " ")
         self.axial.show_slice(self.loaded.volume, k, self.active_level,
                               extra="dragging" if self.active_level in self._preview else status)
+        self.study_status.setText(self.study_status_text())
         self.table.refresh_study(self.exam_id)
         self._update_progress()
+
+    def study_status_text(self) -> str:
+        """The current study's status: what the count found, and each pick a person must look at
+        twice ("levels disagree — check", "from the spine count"), with where the count puts it."""
+        from ctviewer.workflows.slice_locator.vertebrae import count_text
+
+        spine = self.loaded.spine if self.loaded is not None else None
+        lines = []
+        for level in self.levels:
+            remark = level_remark(self.picks.get(self.exam_id, level))
+            if not remark:
+                continue
+            v = spine.find(level) if spine is not None and spine.found else None
+            where = f" (the count: slices {v.bottom_slice}–{v.top_slice})" if v is not None else ""
+            lines.append(f"{level}: {remark}{where}")
+        if self.loaded is not None:
+            lines.append(count_text(spine) or "count: " + "; ".join(self.loaded.warnings or ["not made"]))
+        return "\n".join(lines)
 
     def _update_progress(self) -> None:
         r, g, b = level_colour(self.active_level)
@@ -224,7 +256,8 @@ class ReviewWindow(QMainWindow):
         new = [p for p in loaded.predicted if (old := self.picks.get(p.exam_id, p.level)) is None
                or not old.is_reviewed]
         if new:
-            self._write(lambda: self.picks.set_many(new, "predict"))
+            notes = {p.key: loaded.notes[p.level] for p in new if loaded.notes.get(p.level)}
+            self._write(lambda: self.picks.set_many(new, "predict", notes=notes))
         if loaded.note:
             self.statusBar().showMessage(f"{exam_id}: {loaded.note}", 10000)
         if loaded.projections.warnings:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
-
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -292,27 +292,32 @@ class StandInLocator:
         return {"L3": 0.8 * peak, "T12": 0.1 * peak}
 
 
-def test_studies_without_picks_are_predicted_in_a_worker_then_reviewed(open_window, study_dir, qtbot):
+def test_studies_without_picks_are_predicted_in_a_worker_then_reviewed(open_window, study_dir, scans, qtbot):
+    """The stand-in network puts L3 mid-scan, which the vertebra count (made in the same worker) says is
+    L4's body: "levels disagree — check", the network's slice kept. It misses T12, which the count places
+    on its true body. Both are written unreviewed; a person's Enter decides each."""
     win = open_window([study_dir], locator=StandInLocator())
     csv_path = study_dir / "picks.csv"
-    qtbot.waitUntil(lambda: win.table.level_text(0, "T12") == "not in scan?", timeout=20000)
-    proj = win.loaded.projections
+    qtbot.waitUntil(lambda: win.table.level_text(0, "T12").startswith("from the spine count"), timeout=20000)
+    proj, truth = win.loaded.projections, scans[1]["case0"]
     l3 = on_disk(csv_path, "case0", "L3")
-    assert (l3.status, l3.source, l3.confidence, l3.reviewed_at) == ("predicted", "stand-in v2", 0.8, "")
+    assert (l3.status, l3.source, l3.confidence, l3.reviewed_at) == ("levels_disagree", "stand-in v2", 0.8, "")
     assert l3.slice_index == proj.z_to_slice(proj.row_to_z(proj.rows // 2))
     assert win.frontal.line_row("L3") == pytest.approx(proj.z_to_row(l3.z_mm), abs=0.05)
+    assert win.table.level_text(0, "L3") == f"levels disagree — check {l3.slice_index}"
     t12 = on_disk(csv_path, "case0", "T12")
-    assert (t12.status, t12.slice_index) == ("not_in_scan", None)
+    assert (t12.status, t12.source) == ("predicted", "spine count") and abs(t12.slice_index - truth["T12"]) <= 3
     log = audit_lines(csv_path)
     assert [e["action"] for e in log if e["exam_id"] == "case0"] == ["predict", "predict"]
     assert {e["exam_id"] for e in log} <= {"case0", "case1"}     # the next study is prefetched, no more
-    key(win, Qt.Key.Key_Return)
+    key(win, Qt.Key.Key_Return)          # the clinician looked, and takes the network's slice after all
+    assert on_disk(csv_path, "case0", "L3").status == "accepted"
     assert win.active_level == "T12"
     with qtbot.waitSignal(win.study_shown, timeout=20000):
-        key(win, Qt.Key.Key_Return)      # the model's "not in scan", confirmed by a person
+        key(win, Qt.Key.Key_Return)      # the count's T12, confirmed by a person
     t12 = on_disk(csv_path, "case0", "T12")
-    assert (t12.status, t12.source) == ("not_in_scan", "stand-in v2") and t12.reviewed_at
-    assert win.table.level_text(0, "T12") == "not in scan"
+    assert (t12.status, t12.source) == ("accepted", "spine count") and t12.reviewed_at
+    assert win.table.level_text(0, "T12") == f"accepted {t12.slice_index}"
 
 
 def write_dicom_series(folder, volume) -> int:
@@ -392,3 +397,90 @@ def test_review_command_refuses_a_bad_csv_in_one_line(tmp_path, capsys):
     assert main(["review", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert "seed.csv" in err and "not a picks CSV" in err and "\n" not in err
+
+
+# -- the vertebra count on the projections -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def counted_scan(tmp_path_factory):
+    """A synthetic abdomen at 2.5 mm pixels (the counter's grid), its file, true levels and vertebra count."""
+    from ctviewer.io import read_volume
+    from ctviewer.synth import TorsoParams, make_torso
+    from ctviewer.workflows.slice_locator.locate import read_ct
+    from ctviewer.workflows.slice_locator.vertebrae import count_vertebrae
+
+    folder = tmp_path_factory.mktemp("counted")
+    torso = make_torso(TorsoParams.random(11, field_of_view="abdomen", matrix=(160, 160), pixel_spacing=2.5))
+    write_volume(torso.image, folder / "abdomen.nii.gz")
+    assert read_volume(folder / "abdomen.nii.gz").shape == torso.image.shape
+    return folder / "abdomen.nii.gz", torso, count_vertebrae(read_ct(folder / "abdomen.nii.gz"))
+
+
+def _pixels_of(widget, colour) -> int:
+    """How many pixels of the widget as drawn on screen have exactly ``colour``."""
+    from PySide6.QtGui import QImage
+
+    image = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    w, h, stride = image.width(), image.height(), image.bytesPerLine()
+    rgb = np.frombuffer(image.constBits(), np.uint8, count=stride * h).reshape(h, stride)[:, :3 * w].reshape(h, w, 3)
+    return int(np.all(rgb == colour, axis=-1).sum())
+
+
+def test_every_counted_vertebra_is_a_named_tick_and_a_disagreeing_pick_says_so(open_window, counted_scan, tmp_path,
+                                                                               qtbot):
+    from app.review.projection_view import TICK_COLOUR
+
+    path, torso, count = counted_scan
+    assert count.found and len(count.vertebrae) >= 6
+    picks = PicksFile.create(tmp_path / "picks.csv")
+    picks.set_study_path("abdomen", path)
+    z = [float(torso.image.index_to_lps((k, 0, 0))[2]) for k in range(torso.image.shape[0])]
+    l3, on_l1 = torso.levels["L3"].slice, torso.levels["L1"].slice
+    # as `ctviewer locate` writes it where the network put T12 on L1 and the count put it one body higher
+    picks.set_many([predicted("abdomen", "L3", l3, z, 0.9),
+                    replace(predicted("abdomen", "T12", on_l1, z, 0.7), status="levels_disagree")], "predict")
+    win = open_window([picks.path], predict=False)
+    proj = win.loaded.projections
+    qtbot.waitUntil(lambda: win.loaded.spine is not None, timeout=5000)
+    names = [v.level for v in count.vertebrae]
+    assert "T12" in names and "L3" in names
+    for view in (win.frontal, win.sagittal):
+        assert view.tick_texts() == names                      # one named tick per counted vertebra
+        _, ys = view.ticks.getData()
+        centres = ys[0::6]                                     # each vertebra: its tick, then its two discs
+        assert np.allclose(centres, [proj.z_to_row(v.centre_mm) for v in count.vertebrae])
+        label = view.tick_labels[names.index("T12")]
+        assert label.pos().y() == pytest.approx(proj.z_to_row(count.find("T12").centre_mm))
+        assert _pixels_of(view, TICK_COLOUR) > 20 * len(names)  # drawn on screen, in the ticks' green
+    # the disagreeing pick: in the study's status, the queue and on its line; never shown as a plain pick
+    t12 = count.find("T12")
+    assert f"T12: levels disagree — check (the count: slices {t12.bottom_slice}–{t12.top_slice})" in \
+        win.study_status.text()
+    assert "L3:" not in win.study_status.text()
+    assert win.table.level_text(0, "T12") == f"levels disagree — check {on_l1}"
+    assert "levels disagree — check" in win.frontal.lines["T12"].label.toPlainText()
+    # without the count there is nothing green on the projection (the ticks are what put it there)
+    win.frontal.set_ticks(None)
+    assert win.frontal.tick_texts() == [] and _pixels_of(win.frontal, TICK_COLOUR) == 0
+
+
+def test_a_level_the_network_misses_comes_from_the_count_in_the_worker(open_window, counted_scan, tmp_path, qtbot):
+    """The stand-in network finds no T12: the count, made in the loading worker, places it on its true
+    body; the pick on disk says where it came from, its audit line why, and the study's status tells the
+    clinician."""
+    import shutil as sh
+
+    path, torso, _ = counted_scan
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    sh.copy(path, folder / path.name)
+    win = open_window([folder], locator=StandInLocator())
+    csv_path = folder / "picks.csv"
+    qtbot.waitUntil(lambda: win.picks.get("abdomen", "T12") is not None, timeout=20000)
+    t12, truth = on_disk(csv_path, "abdomen", "T12"), torso.levels["T12"]
+    assert (t12.source, t12.status, t12.reviewed_at) == ("spine count", "predicted", "")
+    assert truth.bottom_slice <= t12.slice_index <= truth.top_slice
+    note = next(e for e in audit_lines(csv_path) if e["level"] == "T12")["note"]
+    assert note.startswith("from the spine count: the locator says not in scan")
+    qtbot.waitUntil(lambda: "T12: from the spine count" in win.study_status.text(), timeout=5000)
+    assert win.table.level_text(0, "T12") == f"from the spine count {t12.slice_index}"

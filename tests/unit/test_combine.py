@@ -1,0 +1,166 @@
+"""The answer a clinician gets: the locator network's pick cross-checked with the vertebra count, per level.
+
+The rules (``ctviewer.workflows.slice_locator.combine``) first on a hand-made count over a scan of known
+geometry (exact slices, z, instance numbers), then on synthetic torsos whose label maps give every
+vertebra's true slices, counted for real and located by a stand-in network that is right, silent or
+one vertebra off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import lru_cache
+
+import numpy as np
+import pytest
+
+from ctviewer.synth import TorsoParams, make_torso
+from ctviewer.workflows.slice_locator.combine import SPINE_COUNT, combine, level_remark
+from ctviewer.workflows.slice_locator.locate import locate_and_count
+from ctviewer.workflows.slice_locator.picks import Pick
+from ctviewer.workflows.slice_locator.projections import make_projections
+from ctviewer.workflows.slice_locator.vertebrae import DISAGREE, SpineCount, Vertebra
+from tests.unit.test_locate import SLICE_Z, _projections
+
+
+def _vertebra(level: str, bottom: int, top: int, confidence: float = 0.9) -> Vertebra:
+    """A counted body from slice ``bottom`` to ``top`` of the 2.5 mm scan of ``_projections``."""
+    centre = (bottom + top) // 2
+    return Vertebra(level, top, bottom, centre, float(SLICE_Z[top]), float(SLICE_Z[bottom]), float(SLICE_Z[centre]),
+                    level.startswith("T"), confidence, level if level != "S1" else "", level)
+
+
+#: T12 on slices 60–70 (z −150 … −125 mm), L1 50–60, L2 40–50, L3 30–40 (centre 35, z −212.5).
+COUNT = SpineCount(vertebrae=[_vertebra("T12", 60, 70), _vertebra("L1", 50, 60), _vertebra("L2", 40, 50),
+                              _vertebra("L3", 30, 40, 0.75)], counts=("ribs", "sacrum"), lumbar_type=5)
+
+
+def _net(level: str, k: int | None, confidence: float = 0.8) -> Pick:
+    """The network's pick on slice ``k`` (None: not in scan)."""
+    return Pick("case1", level, k, None if k is None else float(SLICE_Z[k]), None if k is None else 81 - k, 3.0,
+                2.5, "slice_locator v4", confidence, "predicted" if k is not None else "not_in_scan")
+
+
+def _combine(network, count=COUNT, levels=("L3", "T12")):
+    return {c.pick.level: c for c in combine({p.level: p for p in network}, count, levels, "case1", _projections())}
+
+
+def test_where_both_agree_the_networks_pick_stands():
+    l3 = _net("L3", 36, 0.91)
+    t12 = _net("T12", 60)                      # on the counted body's lower disc: still that vertebra
+    out = _combine([l3, t12])
+    assert out["L3"].pick == l3 and out["L3"].note == ""
+    assert out["T12"].pick == t12 and level_remark(out["T12"].pick) == ""
+
+
+def test_network_says_not_in_scan_and_the_count_names_it_the_count_places_it():
+    out = _combine([_net("L3", 35), _net("T12", None, 0.04)])
+    t12 = out["T12"].pick
+    # the counted body's centre slice 65: z −137.5 mm, instance 81 − 65; nobody has reviewed it
+    assert (t12.slice_index, t12.z_mm, t12.instance_number) == (65, -137.5, 16)
+    assert (t12.source, t12.status, t12.confidence, t12.reviewed_at) == (SPINE_COUNT, "predicted", 0.9, "")
+    assert (t12.slice_thickness_mm, t12.spacing_mm) == (3.0, 2.5)
+    assert "the locator says not in scan" in out["T12"].note and "slices 60–70 (centre 65)" in out["T12"].note
+    assert level_remark(t12) == "from the spine count"
+
+
+def test_both_place_the_level_apart_levels_disagree_never_a_confident_answer():
+    below = _net("T12", 59)                    # 2.5 mm under the T12 body: in L1, one vertebra off
+    out = _combine([_net("L3", 35), below])
+    t12 = out["T12"].pick
+    assert t12.status == "levels_disagree" and t12.slice_index == 59 and t12.source == "slice_locator v4"
+    assert out["T12"].note == ("levels disagree — check: the locator picked slice 59, the vertebra count puts "
+                               "T12 at slices 60–70 (centre 65)")
+    assert level_remark(t12) == "levels disagree — check" and not t12.is_reviewed
+    assert out["L3"].pick.status == "predicted"
+
+
+def test_a_variant_count_marks_every_level_it_places_as_disagreeing():
+    """13 rib pairs or a sacralised L5: the ribs' and the sacrum's names differ, so even a pick the count
+    confirms is not an answer."""
+    variant = replace(COUNT, flags=[DISAGREE, "4 lumbar-type vertebrae between the last rib and the sacrum: "
+                                              "a sacralised L5, or 13 rib pairs"], lumbar_type=4,
+                      vertebrae=[replace(v, level_from_sacrum="X") for v in COUNT.vertebrae])
+    out = _combine([_net("L3", 35), _net("T12", None)], count=variant)
+    assert out["L3"].pick.status == "levels_disagree" and out["L3"].pick.slice_index == 35
+    assert "a sacralised L5, or 13 rib pairs" in out["L3"].note
+    assert (out["T12"].pick.status, out["T12"].pick.slice_index, out["T12"].pick.source) == \
+        ("levels_disagree", 65, SPINE_COUNT)
+
+
+def test_no_spine_found_the_network_stands_with_the_reason():
+    network = [_net("L3", 35), _net("T12", None)]
+    out = _combine(network, count=SpineCount(reason="no spine found: no bone in the scan"))
+    assert [out[lv].pick for lv in ("L3", "T12")] == network
+    assert out["L3"].note == "not cross-checked with the vertebra count: no spine found: no bone in the scan"
+    # a count that could not be made at all (it failed: the warning says so) changes nothing either
+    assert [c.pick for c in _combine(network, count=None).values()] == network
+
+
+def test_levels_the_network_has_no_channel_for_come_from_the_count():
+    out = _combine([_net("L3", 35)], levels=("L1", "L3", "S1"))
+    l1, s1 = out["L1"].pick, out["S1"].pick
+    assert (l1.slice_index, l1.source, l1.status) == (55, SPINE_COUNT, "predicted")
+    assert "no L1 channel" in out["L1"].note
+    # the count names no S1 here: not in scan, said by the count
+    assert (s1.slice_index, s1.source, s1.status, s1.confidence) == (None, SPINE_COUNT, "not_in_scan", None)
+    assert "names no whole vertebra" in out["S1"].note
+    assert out["L3"].pick == _net("L3", 35)
+
+
+# -- on synthetic torsos, counted for real ----------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def _torso(seed: int):
+    return make_torso(TorsoParams.random(seed, field_of_view="abdomen", matrix=(160, 160), pixel_spacing=2.5))
+
+
+class AtLevels:
+    """A locator-compatible stand-in: a peak at the z given per level, nothing for the others."""
+
+    levels, threshold = ("L3", "T12"), 0.3
+
+    class card:
+        name, version = "stand_in", "1"
+
+    def __init__(self, z_by_level: dict[str, float]):
+        self.z = z_by_level
+
+    def heatmaps(self, projections):
+        rows = np.arange(projections.rows)
+        return {lv: (np.exp(-0.5 * ((rows - projections.z_to_row(self.z[lv])) / 2.0) ** 2) if lv in self.z
+                     else np.zeros(projections.rows)) for lv in self.levels}
+
+
+def _within_body(torso, level: str, k: int) -> bool:
+    truth = torso.levels[level]
+    return truth.bottom_slice <= k <= truth.top_slice
+
+
+@pytest.mark.parametrize("seed", [11, 13])
+def test_torso_t12_missed_by_the_network_is_found_by_the_count_and_l3_agrees(seed):
+    t = _torso(seed)
+    proj = make_projections(t.image)
+    z = proj.slice_z_mm
+    network = AtLevels({"L3": float(z[t.levels["L3"].slice])})      # right on L3, silent on T12
+    picks, notes, spine = locate_and_count(t.image, network, ("L3", "T12", "L1"), exam_id="t",
+                                           projections=proj)
+    by = {p.level: p for p in picks}
+    assert spine.found and by["L3"].source == "stand_in v1" and by["L3"].status == "predicted"
+    assert by["T12"].source == SPINE_COUNT and by["T12"].status == "predicted"
+    assert by["L1"].source == SPINE_COUNT
+    for level in ("L3", "T12", "L1"):
+        assert _within_body(t, level, by[level].slice_index), (level, by[level].slice_index, t.levels[level])
+    assert "L3" not in notes and "from the spine count" in notes["T12"]
+
+
+def test_torso_network_one_vertebra_off_is_marked_levels_disagree():
+    t = _torso(11)
+    proj = make_projections(t.image)
+    z = proj.slice_z_mm
+    # the network puts T12 on L1: the count, which finds the lowest rib-bearing vertebra, says otherwise
+    network = AtLevels({"L3": float(z[t.levels["L3"].slice]), "T12": float(z[t.levels["L1"].slice])})
+    picks, notes, _ = locate_and_count(t.image, network, ("L3", "T12"), exam_id="t", projections=proj)
+    t12 = {p.level: p for p in picks}["T12"]
+    assert t12.status == "levels_disagree" and _within_body(t, "L1", t12.slice_index)
+    assert notes["T12"].startswith("levels disagree — check: the locator picked slice")
