@@ -27,7 +27,7 @@ from app.review.projection_view import ProjectionView, level_colour
 from app.review.queue import QueueTable, ReviewQueue
 from app.review.sources import ReviewSource, open_review
 from ctviewer.errors import InputError
-from ctviewer.workflows.slice_locator.combine import level_remark
+from ctviewer.workflows.slice_locator.combine import combine, level_remark
 
 HELP = ("Enter accept   ↑/↓ move 1 slice (Shift: 5)   drag a line   Tab next level   F flag for a second look   "
         "X or 0 not in scan   N/P next/previous study")
@@ -236,7 +236,12 @@ class ReviewWindow(QMainWindow):
         spine = self.loaded.spine if self.loaded is not None else None
         lines = []
         for level in self.levels:
-            remark = level_remark(self.picks.get(self.exam_id, level))
+            pick = self.picks.get(self.exam_id, level)
+            remark = level_remark(pick)
+            if not remark and pick is not None and pick.status == "predicted" and spine is not None:
+                # a prediction written without the count (an older CSV): cross-check it now, by the same rules
+                [checked] = combine({level: pick}, spine, [level], self.exam_id, self.loaded.projections)
+                remark = level_remark(checked.pick)
             if not remark:
                 continue
             v = spine.find(level) if spine is not None and spine.found else None

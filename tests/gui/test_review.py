@@ -459,6 +459,10 @@ def test_every_counted_vertebra_is_a_named_tick_and_a_disagreeing_pick_says_so(o
     assert "L3:" not in win.study_status.text()
     assert win.table.level_text(0, "T12") == f"levels disagree — check {on_l1}"
     assert "levels disagree — check" in win.frontal.lines["T12"].label.toPlainText()
+    # a prediction written without the count (an older CSV) is cross-checked when shown
+    win.picks.set(predicted("abdomen", "L3", torso.levels["L5"].slice, z, 0.9), "predict")
+    win.go_to(0)
+    assert "L3: levels disagree — check (the count: slices" in win.study_status.text()
     # without the count there is nothing green on the projection (the ticks are what put it there)
     win.frontal.set_ticks(None)
     assert win.frontal.tick_texts() == [] and _pixels_of(win.frontal, TICK_COLOUR) == 0
