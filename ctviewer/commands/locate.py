@@ -57,7 +57,9 @@ def run(args) -> int:
     batch = Batch()
     kept = 0
     try:
-        for result in locate_paths(args.paths, lambda: load_locator(args.model), levels, progress=bar,
+        # levels only the count places (L1, S1, ...) need no network: Keras is not started for them
+        network = None if not needs_network(args.model, levels) else (lambda: load_locator(args.model))
+        for result in locate_paths(args.paths, network, levels, progress=bar,
                                    known=picks_file.studies if picks_file else None,
                                    keep_projections=args.png is not None):
             bar.clear()
@@ -114,6 +116,19 @@ def parse_levels(text: str) -> tuple[str, ...]:
     if not levels or unknown:
         raise InputError(f"--levels {text}: choose from {known_levels_text()} (comma separated)")
     return levels
+
+
+def needs_network(model: str | None, levels) -> bool:
+    """False where the model's card says it has no channel for any of ``levels`` (they come from the
+    vertebra count alone); True otherwise, also where the card cannot be read (loading it says why)."""
+    from ctviewer.ml import registry
+
+    try:
+        entry = registry.find_model(model or "slice_locator", task="slice_locator")
+    except InputError:
+        return True
+    own = (entry.card.outputs or {}).get("levels", ("L3", "T12"))
+    return any(level in own for level in levels)
 
 
 def load_locator(model: str | None):

@@ -290,3 +290,22 @@ def test_real_series_t12_and_l3_within_one_vertebral_body(shared_data, tmp_path,
     assert l3.in_scan and abs(l3.slice_index - 51) <= 6, l3
     version = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())["version"]
     assert t12.source in ("spine count", f"slice_locator v{version}") and t12.status != "not_in_scan"
+
+
+def test_levels_only_the_count_places_start_no_network(tmp_path, capsys, monkeypatch):
+    """``--levels L1,S1``: the shipped locator has no channel for either (its card says so), so the model
+    is never loaded; the count places both."""
+    from ctviewer.synth import TorsoParams, make_torso
+
+    def no_model(name):
+        raise AssertionError("the network was loaded for levels it has no channel for")
+
+    monkeypatch.setattr("ctviewer.commands.locate.load_locator", no_model)
+    torso = make_torso(TorsoParams.random(13, field_of_view="abdomen", matrix=(160, 160), pixel_spacing=2.5))
+    write_volume(torso.image, tmp_path / "abdomen.nii.gz")
+    out = tmp_path / "picks.csv"
+    assert main(["locate", str(tmp_path / "abdomen.nii.gz"), "--levels", "l1,S1", "-o", str(out)]) == 0
+    picks = PicksFile.open(out)
+    for level in ("L1", "S1"):
+        pick, truth = picks.get("abdomen", level), torso.levels[level]
+        assert pick.source == "spine count" and truth.bottom_slice <= pick.slice_index <= truth.top_slice, pick

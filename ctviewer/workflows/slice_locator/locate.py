@@ -294,7 +294,7 @@ def locate_paths(paths, locator, levels=LEVELS, progress: Progress | None = None
     the network's picks cross-checked with the vertebra count (:func:`locate_and_count`).
 
     ``locator`` is a locator or a function returning one, called when the first study has been
-    read (a batch of bad paths never loads the model). ``known`` (exam_id -> path, as in a picks
+    read (a batch of bad paths never loads the model); None: every level comes from the count. ``known`` (exam_id -> path, as in a picks
     file's studies) keeps exam ids stable across runs. Results keep their projections only with
     ``keep_projections`` (they are a few MB a study). Cancelling raises :class:`Cancelled`.
     """
