@@ -488,3 +488,24 @@ def test_a_level_the_network_misses_comes_from_the_count_in_the_worker(open_wind
     assert note.startswith("from the spine count: the locator says not in scan")
     qtbot.waitUntil(lambda: "T12: from the spine count" in win.study_status.text(), timeout=5000)
     assert win.table.level_text(0, "T12") == f"from the spine count {t12.slice_index}"
+
+
+def test_a_csv_with_other_levels_reviews_them_too(open_window, counted_scan, tmp_path):
+    """A CSV from ``ctviewer locate --levels L1,T12`` opens with a column and a line for L1 beside L3 and
+    T12; Tab reaches it and its decision is written like any other."""
+    path, torso, _ = counted_scan
+    picks = PicksFile.create(tmp_path / "picks.csv")
+    picks.set_study_path("abdomen", path)
+    z = [float(torso.image.index_to_lps((k, 0, 0))[2]) for k in range(torso.image.shape[0])]
+    l1 = torso.levels["L1"].slice
+    picks.set_many([replace(predicted("abdomen", "L1", l1, z, 0.6), source="spine count"),
+                    predicted("abdomen", "T12", torso.levels["T12"].slice, z, 0.8)], "predict")
+    win = open_window([picks.path], predict=False)
+    assert win.queue.levels == ("L3", "T12", "L1")
+    assert win.table.horizontalHeaderItem(3).text() == "L1"
+    assert win.table.level_text(0, "L1") == f"from the spine count {l1}"
+    assert win.frontal.line_row("L1") == pytest.approx(win.loaded.projections.z_to_row(z[l1]), abs=0.05)
+    win.set_active_level("L1")
+    key(win, Qt.Key.Key_Return)
+    assert (on_disk(picks.path, "abdomen", "L1").status, on_disk(picks.path, "abdomen", "L1").source) == \
+        ("accepted", "spine count")
