@@ -23,6 +23,23 @@ def _no_tensorflow_in_the_gui_process():
 
 
 @pytest.fixture(autouse=True)
+def _own_recovery_folder(tmp_path, monkeypatch):
+    """Autosaves go to the test's folder: never the user's, and no leftover of another run is offered back
+    in a restore question nobody answers."""
+    monkeypatch.setenv("CTVIEWER_RECOVERY_DIR", str(tmp_path / "recovery"))
+
+
+@pytest.fixture(autouse=True)
+def _unsaved_labels_are_discarded_when_the_test_closes(monkeypatch):
+    """pytest-qt closes each window after its test; one left with unsaved labels would wait in the modal
+    "Unsaved labels" box forever (seen once). Every main window answers "discard" unless its test gives
+    its own answer (``win.ask_unsaved = ...``, as the tests of that question do). The app still asks."""
+    from app.main_window import MainWindow
+
+    monkeypatch.setattr(MainWindow, "ask_unsaved", lambda self, names: "discard")
+
+
+@pytest.fixture(autouse=True)
 def _flush_deleted_widgets():
     """Widgets queued for deletion must go before Xvfb stops (ENVIRONMENT.md: XIO errors)."""
     yield

@@ -362,8 +362,8 @@ def test_edits_rebuild_the_3d_label_surfaces_once_painting_pauses(window, ct_stu
     for _ in range(5):
         key(window, "Ctrl+Z")
     assert not layer.array.any()
-    qtbot.waitUntil(lambda: not view3d.scene.label_actors, timeout=20000)
-    assert "empty" in view3d.toolbar.status.text()
+    qtbot.waitUntil(lambda: len(shown) == 2, timeout=20000)
+    assert view3d.scene.label_actors == {} and "empty" in view3d.toolbar.status.text()
 
 
 def test_colour_label_png_is_offered_a_mapping_to_ids(window, qtbot, tmp_path):
