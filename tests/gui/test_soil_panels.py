@@ -2,8 +2,10 @@
 density objects first) and the Explain panel (model and layer choosers, Grad-CAM over the views, the
 activation grid window, the Grad-CAM volume in 3D, the core's refusal of a model of another size).
 
-Cubes are small and synthetic. One test runs a real tiny soil_fraction model in the model process; the
-others replace the worker functions, as the thin-section dock tests do."""
+Cubes are small and synthetic. One test runs a real tiny soil_fraction model in the model process. The
+Grad-CAM and activation tests replace the worker functions with known answers: how the panel turns a
+heatmap into a layer (ReLU or signed range, unexplained slices transparent, the 3D cloud) can only be
+checked against a known heatmap, an untrained model's is arbitrary, and nothing may be trained here."""
 
 from __future__ import annotations
 
@@ -158,7 +160,7 @@ def test_grad_cam_of_the_slice_is_a_float_heatmap_layer_with_the_predicted_fract
     calls = []
     heat = np.linspace(-2.0, 3.0, Y * X, dtype=np.float32).reshape(Y, X)
 
-    def fake(volume, index, entry, layer, method, relu, thresh, progress=None, cancel=None):
+    def fake(volume, index, entry, layer, method, relu, thresh, progress=None, cancel=None):   # a known answer
         calls.append((index, layer, method, relu))
         return {"method": method, "layer": layer, "index": index, "fraction": 0.875,
                 "heatmap": np.maximum(heat, 0) if relu else heat}
@@ -196,7 +198,7 @@ def test_activation_maps_open_a_grid_window_and_errors_show_in_the_panel(window,
                {"method": "activation", "layer": "block1_conv1", "index": 5, "fraction": 0.5, "channels": [],
                 "grid": None}]
 
-    def fake(volume, index, entry, layer, method, relu, thresh, progress=None, cancel=None):
+    def fake(volume, index, entry, layer, method, relu, thresh, progress=None, cancel=None):   # known answers
         if not answers:
             raise InputError("the model takes 200x200 slices with 3 channels but the input is 32x32 with 3 "
                              "channels; build the cube at the model's size")
@@ -229,7 +231,7 @@ def test_grad_cam_volume_becomes_a_heatmap_drawn_in_3d_over_the_pores(window, qt
     heat[:, 18:30, 2:14] = np.arange(1, Z + 1, dtype=np.float32)[:, None, None]  # hot beside the pore tube
     seen = []
 
-    def fake(volume, model_path, layer, relu, progress=None, cancel=None):
+    def fake(volume, model_path, layer, relu, progress=None, cancel=None):   # a known Grad-CAM volume
         seen.append((volume.shape, layer, relu))
         progress(0.5, "half")
         return heat
@@ -311,14 +313,17 @@ def test_opening_the_window_with_a_soil_model_does_not_start_the_model_process(q
         maker.call("tests.gui.soil_models:save_small_soil_model", str(user_models), "tiny-soil", 32)
     finally:
         maker.close()
-    started = []
-    monkeypatch.setattr(child, "shared_process", lambda: started.append(1))
+    monkeypatch.setattr(child, "_SHARED", None)   # as in an app just started: no model process yet
     window = make_main_window(qtbot, tmp_path, monkeypatch)
     panel = window.soil_dock.explain
     window.soil_dock.show_tab(title="Explain")
-    qtbot.waitUntil(lambda: panel.layer_box.count() > 0, timeout=10000)
-    assert panel.layer_box.currentText() == "block3_conv1" and not started
-    window.model_dock.shutdown()
+    try:
+        qtbot.waitUntil(lambda: panel.layer_box.count() > 0, timeout=10000)
+        assert panel.layer_box.currentText() == "block3_conv1" and child._SHARED is None
+    finally:
+        if child._SHARED is not None:
+            child._SHARED.close()
+        window.model_dock.shutdown()
 
 
 def test_the_slice_sent_to_the_model_is_made_from_the_channels_of_its_card(monkeypatch):
@@ -330,7 +335,7 @@ def test_the_slice_sent_to_the_model_is_made_from_the_channels_of_its_card(monke
 
     sent = []
 
-    class Process:
+    class Process:   # the model process answers with the explanation, never with what it was sent
         def call(self, target, model_path, image, *args, **kwargs):
             sent.append(image)
             return {"fraction": 0.5}
