@@ -40,7 +40,7 @@ def test_file_menu_opens_the_demo_soil_cube_with_its_truth(window, qtbot, tmp_pa
 def test_ctviewer_demo_soil_starts_the_gui_on_the_soil_cube(monkeypatch, capsys):
     from app import main
 
-    started = []
+    started = []   # the real run_gui would wait in the event loop: the command line is what this test checks
     monkeypatch.setattr(main, "run_gui", lambda paths, demo=False, thin_section=False: started.append(demo) or 0)
     assert main.main(["demo", "--soil"]) == 0 and main.main(["demo"]) == 0
     assert started == ["soil", True]          # plain `ctviewer demo` (make run) stays the torso

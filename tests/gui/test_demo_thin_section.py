@@ -37,7 +37,7 @@ def test_file_menu_opens_the_demo_thin_sections_in_their_dock(window, qtbot, tmp
 def test_ctviewer_demo_thin_section_starts_the_gui_on_the_demo_photos(monkeypatch):
     from app import main
 
-    started = []
+    started = []   # the real run_gui would wait in the event loop: the command line is what this test checks
     monkeypatch.setattr(main, "run_gui", lambda paths, demo=False, thin_section=False: started.append(demo) or 0)
     assert main.main(["demo", "--thin-section"]) == 0 and main.main(["demo"]) == 0
     assert started == ["thin-section", True]          # plain `ctviewer demo` (make run) stays the torso

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.gui
 
 @pytest.fixture
 def trainings(monkeypatch):
-    """The configs that reach the training worker (no model is trained)."""
+    """The configs that reach the training worker (no model is trained: 2 shared cores and CI time allow no
+    training; the config the dock builds from the open studies is what these tests check)."""
     seen = []
 
     def record(config, events, progress=None, cancel=None):
