@@ -5,7 +5,9 @@ file to write (its format from the suffix: .nii.gz, .nrrd, .seg.nrrd, DICOM-SEG 
 OUT is a folder that gets ``EXAM_seg.nii.gz`` per study (or ``--format`` another suffix). A study that
 fails is listed at the end and the batch goes on (:mod:`ctviewer.workflows.batch`: exit 2 when a
 study failed, 1 when one failed by our bug). The model's label table goes with
-every file, so the app opens the result with its names and colours.
+every file, so the app opens the result with its names and colours. A vertebrae model's mask is
+split into vertebrae by level (labels 26 S1 … 31 L1 … 50 C1, named "vertebrae L1" …) with the vertebra
+count; ``--no-levels`` keeps one class, and where no whole vertebra can be named the line says why.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ def add_parser(subparsers) -> None:
                    help="label file for one study; a folder for a folder of studies")
     p.add_argument("--largest", action="store_true", help="keep only the largest connected part of each label")
     p.add_argument("--format", default=".nii.gz", help="suffix of the files written into a folder (default .nii.gz)")
+    p.add_argument("--no-levels", dest="levels", action="store_false",
+                   help="vertebrae models: keep the vertebrae one class (by default each vertebra gets its "
+                        "level's label, 26 S1 … 31 L1 … 50 C1, from the vertebra count)")
 
 
 def run(args) -> int:
@@ -42,7 +47,7 @@ def run(args) -> int:
     batch = Batch()
     try:
         for study, out in outputs.items():
-            line = batch.attempt(study, segment_one, study, out, entry, args.largest, bar)
+            line = batch.attempt(study, segment_one, study, out, entry, args.largest, bar, args.levels)
             bar.clear()
             if line is not None:
                 print(line)
@@ -72,16 +77,18 @@ def _outputs(studies, args, many: bool) -> dict:
     return {study: args.output / f"{ids[study]}_seg{suffix}" for study in studies}
 
 
-def segment_one(study: Path, out: Path, entry, largest: bool, progress) -> str:
-    """Read, segment and save one study; returns its line for stdout."""
+def segment_one(study: Path, out: Path, entry, largest: bool, progress, levels: bool = True) -> str:
+    """Read, segment and save one study; returns its line for stdout (with the vertebrae's levels, or
+    why they kept one class)."""
     from ctviewer.data.labels import LabelMap
     from ctviewer.io import read_volume
     from ctviewer.io.writers import write_label_map
     from ctviewer.workflows.segmentation.segment import label_table, segment, sizes_text
 
     volume = read_volume(study)
-    result = segment(volume, entry, keep_largest=largest, progress=progress)
+    result = segment(volume, entry, keep_largest=largest, progress=progress, levels=levels)
     labels = LabelMap(volume.with_array(result.labels, window=None, modality="", name=f"{volume.name} labels"),
                       label_table(result.groups))
     write_label_map(labels, out, image=volume)
-    return f"{study.name}  {sizes_text(result, volume)}  -> {out}"
+    note = f"\n  {result.note}" if result.note else ""
+    return f"{study.name}  {sizes_text(result, volume)}  -> {out}{note}"

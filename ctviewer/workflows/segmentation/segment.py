@@ -9,11 +9,13 @@ evaluation and the model dock's child process (:func:`segment`).
 Steps: window to [0, 1] → resample to the working spacing (anti-aliased) → slice-wise or
 sliding-window prediction → probabilities resampled back to the scan's grid (linear) → threshold →
 optionally the largest connected part of each group → one label map (later groups win overlaps).
+A vertebrae model's one class is then split into vertebrae by level (26 S1 … 50 C1, TotalSegmentator's
+ids) with the classical vertebra count (:func:`add_levels`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +63,14 @@ class SegSettings:
 @dataclass
 class SegmentResult:
     labels: np.ndarray              # on the scan's grid; 0 = background
-    groups: list[dict]              # {"name", "ids", "label_id"} per output channel
+    groups: list[dict]              # {"name", "ids", "label_id"[, "colour"]} per label painted
     voxels: dict[str, int]          # painted voxels per group
+    #: What a reader must know about the labels: the vertebrae's levels and where they come from, or
+    #: why the vertebrae kept one class ('' for other models).
+    note: str = ""
+    #: The card's groups where ``groups`` differ from them (vertebrae split into levels), for scoring
+    #: the model as it was trained; None where they are the same.
+    model_groups: list[dict] | None = None
 
 
 def check_scan(volume, where: str | Path) -> None:
@@ -120,6 +128,33 @@ def sizes_text(result: SegmentResult, volume) -> str:
     return ", ".join(f"{name} {n * ml:.0f} ml" for name, n in result.voxels.items())
 
 
+def add_levels(volume, result: SegmentResult, count=None, progress=None, cancel=None) -> SegmentResult:
+    """``result`` with its vertebrae group split into vertebrae labelled by level (ids 26–50, named
+    "vertebrae L1" …) by the vertebra count (:mod:`~ctviewer.workflows.segmentation.vertebra_levels`);
+    unchanged where the model paints no vertebrae. Where the count names nothing the vertebrae keep one
+    class and ``note`` says why."""
+    from ctviewer.workflows.segmentation.vertebra_levels import is_vertebrae_group, level_vertebrae
+
+    group = next((g for g in result.groups if is_vertebrae_group(g)), None)
+    if group is None:
+        return result
+    (progress or no_progress)(1.0, "counting the vertebrae for their levels")
+    label_id = int(group["label_id"])
+    mask = result.labels == label_id
+    try:
+        levelled = level_vertebrae(volume, mask, label_id, count=count, cancel=cancel)
+    except InputError as exc:   # a tilted series: the mask is still good, only its levels cannot be had
+        return replace(result, note=f"vertebrae kept as one class: {exc}")
+    if not levelled.levelled:
+        return replace(result, note=levelled.note)
+    labels = result.labels.copy()
+    labels[mask] = levelled.labels[mask]
+    others = [g for g in result.groups if g is not group]
+    voxels = {name: n for name, n in result.voxels.items() if name != str(group["name"])}
+    voxels.update({str(g["name"]): int(np.count_nonzero(labels == int(g["label_id"]))) for g in levelled.groups})
+    return SegmentResult(labels, others + levelled.groups, voxels, levelled.note, list(result.groups))
+
+
 def _max_id(groups) -> int:
     return max(int(g["label_id"]) for g in groups)
 
@@ -128,7 +163,8 @@ def label_table(groups):
     """A LabelTable naming each group's painted label id."""
     from ctviewer.data.labels import Label, LabelTable, default_colour
 
-    return LabelTable([Label(int(g["label_id"]), str(g["name"]), default_colour(int(g["label_id"]))) for g in groups])
+    return LabelTable([Label(int(g["label_id"]), str(g["name"]),
+                             tuple(g.get("colour") or default_colour(int(g["label_id"])))) for g in groups])
 
 
 def keras_predict_fn(model):
@@ -138,14 +174,17 @@ def keras_predict_fn(model):
     return predict
 
 
-def segment(volume, model, keep_largest: bool = False, progress=None, cancel=None) -> SegmentResult:
-    """Load the segmentation model ``model`` (name, path or registry entry) and segment ``volume``.
+def segment(volume, model, keep_largest: bool = False, progress=None, cancel=None,
+            levels: bool = True) -> SegmentResult:
+    """Load the segmentation model ``model`` (name, path or registry entry) and segment ``volume``;
+    with ``levels`` a vertebrae model's mask is split into vertebrae by level (:func:`add_levels`).
 
     The GUI runs this in the model process (``ctviewer.ml.child``); the result pickles.
     """
     network, card = _load(model)
-    return segment_volume(volume, keras_predict_fn(network), SegSettings.from_card(card), keep_largest,
-                          progress=progress, cancel=cancel)
+    result = segment_volume(volume, keras_predict_fn(network), SegSettings.from_card(card), keep_largest,
+                            progress=progress, cancel=cancel)
+    return add_levels(volume, result, progress=progress, cancel=cancel) if levels else result
 
 
 def find_segmentation_model(model):
