@@ -1,5 +1,8 @@
 """`ctviewer models [--json] [--task T]`: the shipped and the user's models, one line each from their cards.
 
+Where a card has real-data figures, its line starts with their summary, and indented lines below it
+give them per scan or photo, then what the model must not be trusted with ("do not trust: ...").
+
 Broken entries (a model without its card, a malformed card, a card from a newer ctviewer, a zip bomb,
 a card naming a task this ctviewer does not know) are not listed as models; each gets one warning line
 on stderr (or an entry under "problems" in JSON) saying what is wrong.
@@ -36,6 +39,10 @@ def run(args) -> int:
         rows = [(e.name, e.card.task, f"v{e.card.version}", e.card.created or "-", e.card.key_metrics() or "-",
                  f"{e.path}{' (shipped)' if e.shipped else ''}") for e in entries]
         widths = [max(len(row[i]) for row in rows) for i in range(4)] if rows else []
-        for row in rows:
+        for row, entry in zip(rows, entries):
             print("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + f"  {row[4]}  {row[5]}")
+            for line in entry.card.real_data_lines():
+                print(f"    real data: {line}")
+            for line in entry.card.do_not_trust:
+                print(f"    do not trust: {line}")
     return 0

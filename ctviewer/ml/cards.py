@@ -1,8 +1,10 @@
 """Model cards: the JSON file saved beside each ``NAME.keras`` that says what the model is for.
 
-A card names the task the model was trained for, what it expects as input (size, spacing,
-windowing), what it outputs (classes or levels, threshold), how it was trained (data, epochs,
-batch size, device, ...) and how well it did on held-out data. The registry refuses to load a
+A card names the task the model was trained for, how it did on real data (``real_data``: per scan or
+photo, first, because that is what a user's data is) and where it must not be trusted
+(``do_not_trust``), what it expects as input (size, spacing, windowing), what it outputs (classes or
+levels, threshold), how it was trained (data, epochs, batch size, device, ...) and how well it did on
+held-out data. The registry refuses to load a
 model without a card, for another task, or with a card from a newer ctviewer.
 """
 
@@ -22,7 +24,7 @@ FORMAT_VERSION = 1
 
 _REQUIRED = ("name", "task")
 _TEXT = ("name", "task", "created", "description", "notes")
-_TABLES = ("inputs", "outputs", "training", "metrics", "extra")
+_TABLES = ("real_data", "inputs", "outputs", "training", "metrics", "extra")
 #: Fields the tasks read as numbers: a card with text there would fail deep inside a run.
 _NUMBERS = {"outputs": ("threshold",),
             "inputs": ("width_px", "row_multiple", "min_rows", "dims", "multiple", "overlap", "tile",
@@ -37,6 +39,11 @@ class ModelCard:
     created: str = ""               # ISO date (YYYY-MM-DD)
     format_version: int = FORMAT_VERSION
     description: str = ""
+    #: Figures on real data, per scan or photo: {"summary": one line, "sources": [credits],
+    #: "cases": [{"case", "role" (held out / trained on / ...), "figures": {name: value}, "remark"}]}.
+    real_data: dict = field(default_factory=dict)
+    #: Where the model's answer must not be taken as it is, one sentence each.
+    do_not_trust: list = field(default_factory=list)
     inputs: dict = field(default_factory=dict)    # e.g. {"kind": "projections", "spacing_mm": 1.0, ...}
     outputs: dict = field(default_factory=dict)   # e.g. {"levels": ["L3", "T12"], "threshold": 0.3}
     training: dict = field(default_factory=dict)  # data, samples, epochs, batch_size, device, ...
@@ -65,6 +72,8 @@ class ModelCard:
                 raise InputError(f"model card field '{key}' should be text, not {_kind(value)}", path)
             if key in _TABLES and not isinstance(value, dict):
                 raise InputError(f"model card field '{key}' should be an object, not {_kind(value)}", path)
+            if key == "do_not_trust" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise InputError("model card field 'do_not_trust' should be a list of text", path)
             if key == "format_version" and (isinstance(value, bool) or not isinstance(value, int)):
                 raise InputError(f"model card field 'format_version' should be a whole number, "
                                  f"not {_kind(value)}", path)
@@ -79,6 +88,7 @@ class ModelCard:
                 if given is not None and not _is_numbers(given):
                     raise InputError(f"model card field '{table}.{key}' should be a number, not "
                                      f"{json.dumps(given)[:40]}", path)
+        _check_real_data(values.get("real_data") or {}, path)
         values["extra"] = {**unknown, **values.get("extra", {})}
         return cls(**values)
 
@@ -102,8 +112,10 @@ class ModelCard:
         return cls.from_json(data, path)
 
     def key_metrics(self, limit: int = 4) -> str:
-        """The first few held-out numbers, for one-line listings: "real_ct: median_error_mm 2.1, ..."."""
-        parts, count = [], 0
+        """For one-line listings: the real-data summary first where the card has one, then the first few
+        held-out numbers: "real data: L3 within 1 slice on 3 real CTs; synthetic_test: ..."."""
+        summary = str(self.real_data.get("summary", "")).strip()
+        parts, count = [f"real data: {summary}"] if summary else [], 0
         for dataset, values in self.metrics.items():
             if not isinstance(values, dict):
                 values, dataset = {dataset: values}, ""
@@ -115,6 +127,50 @@ class ModelCard:
             if count >= limit:
                 break
         return "; ".join(parts)
+
+
+    def real_data_lines(self) -> list[str]:
+        """One line per real scan or photo: "ACRIN 001 [held out]: L3 error_mm -2.1, ... — remark"."""
+        lines = []
+        for case in self.real_data.get("cases", []):
+            figures = ", ".join(f"{k} {_figure(v)}" for k, v in (case.get("figures") or {}).items())
+            role = f" [{case['role']}]" if case.get("role") else ""
+            remark = f" — {case['remark']}" if case.get("remark") else ""
+            lines.append(f"{case['case']}{role}: {figures or 'no figures'}{remark}")
+        return lines
+
+    def sources(self) -> list[str]:
+        """Where the real data comes from (credits), as the card names them."""
+        return [str(s) for s in self.real_data.get("sources", [])]
+
+
+def _check_real_data(real: dict, path) -> None:
+    """``real_data``'s parts have the types the listings and the GUI read (one line naming the part)."""
+    if not isinstance(real.get("summary", ""), str):
+        raise InputError("model card field 'real_data.summary' should be text", path)
+    for key in ("sources", "cases"):
+        if not isinstance(real.get(key, []), list):
+            raise InputError(f"model card field 'real_data.{key}' should be a list", path)
+    for n, case in enumerate(real.get("cases", [])):
+        where = f"model card field 'real_data.cases[{n}]'"
+        if not isinstance(case, dict) or not isinstance(case.get("case"), str) or not case["case"]:
+            raise InputError(f"{where} should be an object with a 'case' name", path)
+        if not isinstance(case.get("figures", {}), dict):
+            raise InputError(f"{where}.figures should be an object", path)
+        for key in ("role", "remark"):
+            if not isinstance(case.get(key, ""), str):
+                raise InputError(f"{where}.{key} should be text", path)
+
+
+def _figure(value) -> str:
+    """A real-data figure as text: numbers short, yes/no for true/false, lists joined."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return "/".join(_figure(v) for v in value)
+    if value is None:
+        return "-"
+    return _short(value) if isinstance(value, float) else str(value)
 
 
 def _is_numbers(value) -> bool:
