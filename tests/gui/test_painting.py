@@ -327,7 +327,6 @@ def test_edits_rebuild_the_3d_label_surfaces_once_painting_pauses(window, ct_stu
     with qtbot.waitSignal(view3d.scene_ready, timeout=20000, check_params_cb=lambda mode: mode == "labels"):
         view3d.set_mode("labels")
     assert view3d.scene.label_actors == {} and "empty" in view3d.toolbar.status.text()
-    empty = view3d.screenshot()
     shown = []
     view3d.scene_ready.connect(shown.append)
     window.viewer._surfaces_timer.setInterval(50)   # the app waits 1.5 s; a test need not
@@ -352,7 +351,10 @@ def test_edits_rebuild_the_3d_label_surfaces_once_painting_pauses(window, ct_stu
     half = np.abs(ct_study.image.direction * np.asarray(ct_study.image.spacing)).sum(axis=1) / 2
     assert (bounds[:, 0] >= lo - half - 1e-6).all() and (bounds[:, 1] <= hi + half + 1e-6).all()
     assert (bounds[:, 1] - bounds[:, 0] > 0).all()
-    # and it is drawn: new pixels whose hue is the label's colour
+    # and it is drawn: hiding the label (as its eye in the labels dock does) takes away pixels of its hue
+    layer.labels.table.update(1, visible=False)
+    empty = view3d.screenshot().astype(int)
+    layer.labels.table.update(1, visible=True)
     pixels = view3d.screenshot().astype(int)
     drawn = np.abs(pixels - empty).sum(axis=2) > 30
     assert drawn.sum() > 50
