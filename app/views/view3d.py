@@ -355,6 +355,8 @@ class View3D(QWidget):
         self._set_status(f"3D: {exc}")
 
     def _on_table_changed(self) -> None:
+        if not self.scene.label_actors:   # nothing drawn from the table: spare a full render (~1 s on software GL)
+            return
         self.scene.update_label_colours(self._labels.table if self._labels else None)
         self._render()
 
