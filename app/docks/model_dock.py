@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDockWidget, QHBoxLayout, QHe
                                QTableWidgetItem, QTabWidget, QTextBrowser, QTreeWidget, QTreeWidgetItem,
                                QVBoxLayout, QWidget)
 
+from app.docks.locator_run import (COUNT_LAYER, LINES_LAYER, PICK_COLUMNS, Located, count_lines, locate_study,
+                                   pick_lines, pick_texts, set_lines)
 from app.docks.model_card import card_html
 from app.docks.segmentation_run import ScoresPanel, prediction_layer, reference_layer, score_rows, segment_study
 from app.views.training_curves import TrainingCurves
@@ -37,13 +39,11 @@ from ctviewer.workflows.segmentation.segment import SEGMENTATION_TASKS, sizes_te
 log = logging.getLogger(__name__)
 
 #: Tasks whose models "Run on this study" can run, and what running one does.
-RUNNABLE = {"slice_locator": "finds the L3 and T12 slices",
+RUNNABLE = {"slice_locator": "finds the L3 and T12 slices, cross-checked with the vertebra count",
             "segmentation_2d": "segments the study into a new label layer you can correct",
             "segmentation_3d": "segments the study into a new label layer you can correct"}
 #: How often training reports are drawn (ms): ~10 Hz keeps the curves live and the GUI responsive.
 REFRESH_MS = 100
-PICK_COLUMNS = ("Level", "Slice", "z (mm)", "Confidence", "Status")
-LINES_LAYER = "model picks"
 BROKEN = Qt.ItemDataRole.UserRole + 1
 
 
@@ -65,6 +65,7 @@ class ModelDock(QDockWidget):
         self.study = None
         self.entries: list = []        # ModelEntry of the usable models, in list order
         self.picks: list = []          # the last run's picks, in table order
+        self.spine = None              # the last run's vertebra count (SpineCount), or None
         self._picks_model: str | None = None   # the model file that made them
         self._run_model: str | None = None
         self._run = self._run_study = self._training = self._result = self._run_result = None
@@ -272,7 +273,7 @@ class ModelDock(QDockWidget):
         if entry.card.task in SEGMENTATION_TASKS:
             work = (segment_study, study.image, str(entry.path), self.largest_only.isChecked())
         else:
-            work = (locate_picks, study.image, entry.path)
+            work = (locate_study, study.image, entry.path)
         self._run = run_worker(*work,
                                on_result=self._run_done, on_error=self._run_failed,
                                on_progress=lambda f, m: (self.run_bar.setValue(int(f * 1000)),
@@ -286,25 +287,31 @@ class ModelDock(QDockWidget):
         if self._run is not None:
             self._run.cancel()
 
-    def _run_done(self, picks) -> None:
+    def _run_done(self, result) -> None:
         if self._run_study is not self.study:
             self.log("the study changed while the model ran; its result was dropped")
             return
-        if not isinstance(picks, list):
-            self._segmentation_done(picks)
+        if not isinstance(result, Located):
+            self._segmentation_done(result)
             return
-        self.show_picks(picks)
+        self.spine = result.spine
+        self.show_picks(result.picks, notes=result.notes)
+        for line in result.warnings:
+            self.log(line)
         self._picks_model = self._run_model
-        self._run_result = picks
+        self._run_result = result.picks
 
     def _segmentation_done(self, result) -> None:
         """The prediction becomes an editable label layer; scored when the study has a reference."""
         name = Path(self._run_model).stem
-        reference = reference_layer(self.study, result.groups)   # before the prediction joins the layers
+        # before the prediction joins the layers; the groups the model was trained on (not its levels)
+        reference = reference_layer(self.study, result.model_groups or result.groups)
         layer = prediction_layer(self.study, result, name)
         self.study.layers.append(layer)
         self.log(f"{name}: {sizes_text(result, self.study.image)} → label layer '{layer.name}' "
                  "(correct it with the labels dock)")
+        if result.note:   # the vertebrae's levels and where they come from, or why they kept one class
+            self.log(f"  {result.note}")
         if reference is not None:
             study_name = self.study.image.name or Path(self.study.image.source).name or "study"
             rows = score_rows(study_name, name, result, reference)
@@ -326,17 +333,20 @@ class ModelDock(QDockWidget):
             picks, self._run_result = self._run_result, None
             self.picks_found.emit(picks)   # last: a slot may start the next run at once
 
-    def show_picks(self, picks: list, quiet: bool = False) -> None:
-        """Fill the picks table; the in-scan picks also become lines in the study's other views."""
+    def show_picks(self, picks: list, quiet: bool = False, notes: dict | None = None) -> None:
+        """Fill the picks table; the in-scan picks also become lines in the study's other views, and so
+        does every vertebra the last run counted. ``notes``: level -> why its pick is what it is."""
+        from ctviewer.workflows.slice_locator.combine import level_remark
+        from ctviewer.workflows.slice_locator.vertebrae import count_text
+
         self.picks = list(picks)
         if not self.picks:
             self._picks_model = None
+            self.spine = None
         table = self.picks_table
         table.setRowCount(len(self.picks))
         for row, pick in enumerate(self.picks):
-            texts = (pick.level, "" if pick.slice_index is None else str(pick.slice_index),
-                     "" if pick.z_mm is None else f"{pick.z_mm:.1f}",
-                     "" if pick.confidence is None else f"{pick.confidence:.0%}", pick.status.replace("_", " "))
+            texts = pick_texts(pick)
             for col, text in enumerate(texts):
                 item = QTableWidgetItem(text)
                 if col in (1, 2, 3):
@@ -350,23 +360,19 @@ class ModelDock(QDockWidget):
             for pick in self.picks:
                 where = (f"slice {pick.slice_index} (z {pick.z_mm:.1f} mm)" if pick.in_scan else "not in scan")
                 confidence = "" if pick.confidence is None else f", confidence {pick.confidence:.0%}"
-                self.log(f"{pick.level}: {where}{confidence}")
+                remark = level_remark(pick)
+                note = (notes or {}).get(pick.level, "")
+                self.log(f"{pick.level}: {where}{confidence}" + (f" — {remark}" if remark else "")
+                         + (f" ({note})" if note else ""))
+            if self.spine is not None:
+                self.log(count_text(self.spine))
         self._update_buttons()
 
     def _draw_lines(self) -> None:
-        from app.review.projection_view import level_colour
-        from ctviewer.data.layers import SliceLine, SliceLinesLayer
-
         if self.study is None:
             return
-        lines = [SliceLine(p.slice_index, p.level, level_colour(p.level),
-                           note="" if p.confidence is None else f"{p.confidence:.0%}")
-                 for p in self.picks if p.in_scan]
-        layer = next((ly for ly in self.study.layers.by_kind("lines") if ly.name == LINES_LAYER), None)
-        if layer is None:
-            self.study.layers.append(SliceLinesLayer(lines, name=LINES_LAYER))
-        else:
-            layer.lines = lines
+        set_lines(self.study, LINES_LAYER, pick_lines(self.picks))
+        set_lines(self.study, COUNT_LAYER, count_lines(self.spine))
 
     def _pick_at(self, row: int):
         return self.picks[row] if 0 <= row < len(self.picks) else None
@@ -641,23 +647,6 @@ def _progress_row(on_cancel) -> tuple[QProgressBar, QPushButton, QWidget]:
 
 
 # -- work run in workers (no Qt here) ------------------------------------------------------------
-
-def locate_picks(volume, model_path: Path, progress=None, cancel=None) -> list:
-    """The picks of a slice_locator model in one CT volume.
-
-    The network runs in the shared model process (TensorFlow and VTK's OpenGL crash one process),
-    which keeps the loaded model between runs (ctviewer.ml.child.locator_heatmaps).
-    """
-    from ctviewer.ml.child import ChildLocator, shared_process
-    from ctviewer.workflows.slice_locator.locate import check_ct, locate
-    from ctviewer.workflows.slice_locator.picks import LEVELS
-
-    check_ct(volume, volume.source or volume.name or "the study")
-    progress(0.0, "running the model")
-    locator = ChildLocator(model_path, process=shared_process())
-    levels = [level for level in locator.levels if level in LEVELS]
-    return locate(volume, locator, levels=levels, progress=progress, cancel=cancel)
-
 
 def train_model(config, events: queue.SimpleQueue, progress=None, cancel=None):
     """:func:`ctviewer.ml.tasks.run_training`, its reports put on ``events`` for the GUI's timer."""

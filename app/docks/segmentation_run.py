@@ -3,6 +3,8 @@
 The network runs in the shared model process (TensorFlow and VTK's OpenGL crash one process); the
 prediction comes back as a label array and becomes an ordinary label layer, so the labels dock's
 brush, eraser and fill correct it, the 3D panel shows its surfaces and File ▸ Save labels saves it.
+A vertebrae model's prediction comes split into vertebrae by the vertebra count: labels named
+"vertebrae L1" … with TotalSegmentator's ids (or one class, and the log says why).
 
 When the study already has a label layer holding the model's label ids (a reference segmentation
 the user opened), the prediction is scored against it at once: Dice and Jaccard per label, one row
@@ -25,7 +27,8 @@ TABLE_HEADERS = ("Model", "Label", "Mean Dice", "Median Dice", "Mean Jaccard", "
 
 
 def segment_study(volume, model_path: str, keep_largest: bool, progress=None, cancel=None):
-    """Worker body: the model's SegmentResult for ``volume`` (computed in the model process)."""
+    """Worker body: the model's SegmentResult for ``volume`` (computed in the model process; a vertebrae
+    model's mask comes back split into vertebrae by level, see ``segment.add_levels``)."""
     from ctviewer.ml.child import shared_process
     from ctviewer.workflows.segmentation.segment import check_scan
 
@@ -59,12 +62,33 @@ def reference_layer(study, groups):
 
 
 def score_rows(study_name: str, model_name: str, result, reference) -> list[dict]:
+    """Dice and Jaccard of each group the model was trained on; where its vertebrae were split into
+    levels, also of each level the reference holds (a TotalSegmentator-style reference has 26–50)."""
     from ctviewer.workflows.segmentation.metrics import case_scores
 
-    rows = case_scores(study_name, result.labels, reference.array, result.groups)
+    trained = result.model_groups or result.groups
+    rows = case_scores(study_name, _as_trained(result), reference.array, trained)
+    if result.model_groups:
+        present = set(np.unique(reference.array).tolist())
+        levels = [g for g in result.groups if g not in trained and set(g["ids"]) == {g["label_id"]}
+                  and g["label_id"] in present]
+        rows += case_scores(study_name, result.labels, reference.array, levels)
     for row in rows:
         row["model"] = model_name
     return rows
+
+
+def _as_trained(result) -> np.ndarray:
+    """The labels as the model painted them: levelled vertebrae back in their group's one label."""
+    if not result.model_groups:
+        return result.labels
+    labels = result.labels.copy()
+    for trained in result.model_groups:
+        ids = {int(i) for i in trained.get("ids") or []}
+        for group in result.groups:
+            if group not in result.model_groups and set(group["ids"]) <= ids:
+                labels[result.labels == int(group["label_id"])] = int(trained["label_id"])
+    return labels
 
 
 class ScoresPanel(QWidget):

@@ -379,7 +379,10 @@ def test_run_on_this_study_in_a_worker_fills_the_picks_and_go_to_moves_the_curso
     assert meter.stop() < 0.25
     picks = found.args[0]
     assert [p.level for p in picks] == ["L3", "T12"] and all(p.in_scan for p in picks)
-    assert dock.picks_table.rowCount() == 2 and dock.picks_table.item(0, 4).text() == "predicted"
+    # an untrained network's picks, cross-checked with the vertebra count: the table says where they disagree
+    assert dock.picks_table.rowCount() == 2
+    assert [dock.picks_table.item(r, 4).text() for r in range(2)] == \
+        ["levels disagree — check" if p.status == "levels_disagree" else "predicted" for p in picks]
     assert "L3: slice" in log_text(dock)
     dock.picks_table.cellDoubleClicked.emit(1, 0)
     assert window.study.cursor[0] == picks[1].slice_index
@@ -446,7 +449,7 @@ def test_review_reuses_the_docks_picks_instead_of_predicting_again(window, qtbot
         stored = PicksFile.open(tmp_path / "picks.csv")
         for pick in dock.picks:   # the dock's picks are the review's rows, under the file's exam id
             row = stored.get("case7", pick.level)
-            assert row is not None and row.slice_index == pick.slice_index and row.status == "predicted"
+            assert row is not None and row.slice_index == pick.slice_index and row.status == pick.status
         qtbot.waitUntil(lambda: review.loaded is not None, timeout=90000)
         assert review.loaded.predicted == []   # nothing was predicted a second time
     finally:
@@ -489,3 +492,96 @@ def test_a_segmentation_model_adds_an_editable_label_layer_scored_against_the_re
     saved = dock.scores.save(tmp_path / "compare.csv", comparison=True)
     assert saved.read_text().splitlines()[0].startswith("model,label,mean_dice")
     assert "Dice" in log_text(dock)
+
+
+# -- the locator cross-checked with the vertebra count; vertebrae by level -------------------------------
+
+@pytest.fixture
+def abdomen():
+    """T10 to the hips: the count names T10–S1 from the ribs and from the sacrum."""
+    from ctviewer.synth import TorsoParams, make_torso
+
+    return make_torso(TorsoParams.random(11, field_of_view="abdomen", matrix=(160, 160), pixel_spacing=2.5))
+
+
+def _set_card(models, name: str, change) -> None:
+    import json
+
+    path = models / f"{name}.json"
+    card = json.loads(path.read_text())
+    change(card)
+    path.write_text(json.dumps(card))
+
+
+def test_run_locator_gives_locates_combined_answer_and_draws_every_counted_vertebra(window, qtbot, models,
+                                                                                    abdomen):
+    """A network that finds nothing (threshold above any peak) on a scan whose vertebrae the count names:
+    as `ctviewer locate`, L3 and T12 come from the count, and the table says so; every counted vertebra
+    is a named line in the other views."""
+    from ctviewer.data import Study
+    from ctviewer.ml.child import ModelProcess
+    from ctviewer.workflows.slice_locator.vertebrae import count_vertebrae
+
+    maker = ModelProcess()
+    maker.call("tests.gui.dock_tasks:save_small_locator", str(models))
+    maker.close()
+    _set_card(models, "small-locator", lambda card: card["outputs"].update(threshold=1.01))
+    dock = window.model_dock
+    dock.refresh_models()
+    assert dock.select_model("small-locator")
+    open_and_draw(window, qtbot, Study(abdomen.image))
+    meter = GapMeter()
+    with qtbot.waitSignal(dock.picks_found, timeout=90000) as found:
+        qtbot.mouseClick(dock.run_button, Qt.MouseButton.LeftButton)
+    assert meter.stop() < 0.25   # the count ran in the worker, not on the GUI thread
+    count = count_vertebrae(abdomen.image)
+    assert [v.level for v in count.vertebrae] == ["T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1"]
+    picks = {p.level: p for p in found.args[0]}
+    for level in ("L3", "T12"):
+        truth = abdomen.levels[level]
+        assert picks[level].slice_index == count.find(level).centre_slice
+        assert truth.bottom_slice <= picks[level].slice_index <= truth.top_slice
+        row = [p.level for p in dock.picks].index(level)
+        texts = [dock.picks_table.item(row, c).text() for c in range(dock.picks_table.columnCount())]
+        assert texts[4:] == ["from the spine count", "spine count"], texts
+    assert dock.picks_table.horizontalHeaderItem(5).text() == "Source"
+    lines = {ly.name: ly for ly in window.study.layers.by_kind("lines")}
+    assert [(ln.index, ln.name) for ln in lines["vertebra count"].lines] == \
+        [(v.centre_slice, v.level) for v in count.vertebrae]
+    assert sorted(ln.name for ln in lines["model picks"].lines) == ["L3", "T12"]
+    assert "L3: slice" in log_text(dock) and "from the spine count" in log_text(dock)
+    assert "count: T12 slice" in log_text(dock)
+
+
+def test_a_vertebrae_model_gives_a_label_per_level_scored_per_level(window, qtbot, models, abdomen):
+    """A model whose card paints "vertebrae" (ids 26–50, one label 100; here everything, threshold 0): the
+    layer holds the levels' labels (26 S1 … 31 L1 …) with their names and colours, and is scored both
+    as the model was trained (all vertebrae) and per level against the reference."""
+    from ctviewer.data import Study
+    from ctviewer.data.layers import LabelLayer
+    from ctviewer.ml.child import ModelProcess
+
+    maker = ModelProcess()
+    maker.call("tests.gui.dock_tasks:save_small_unet", str(models))
+    maker.close()
+    vertebrae = {"name": "vertebrae", "ids": list(range(26, 51)), "label_id": 100}
+    _set_card(models, "small-liver", lambda card: card["outputs"].update(groups=[vertebrae]))
+    dock = window.model_dock
+    dock.refresh_models()
+    assert dock.select_model("small-liver")
+    study = Study(abdomen.image)
+    study.layers.append(LabelLayer(abdomen.labels, name="reference"))
+    open_and_draw(window, qtbot, study)
+    with qtbot.waitSignal(dock.segmentation_added, timeout=180000) as added:
+        dock.run_selected()
+    layer = added.args[0]
+    table = layer.labels.table
+    assert {26, 27, 28, 29, 30, 31, 32, 33, 34} <= set(np.unique(layer.array).tolist())
+    assert table[31].name == "vertebrae L1" and table[26].name == "vertebrae S1"
+    assert len({table[i].colour for i in table.ids}) == len(table)
+    assert "levels T10–S1 from the spine count (9 vertebrae)" in log_text(dock)
+    labels = [row["label"] for row in dock.scores.rows]
+    assert labels[0] == "vertebrae" and "vertebrae L1" in labels and "vertebrae S1" in labels
+    truth = (abdomen.labels.array >= 26) & (abdomen.labels.array <= 50)
+    expected = 2 * truth.sum() / (truth.sum() + truth.size)   # "everything" against all true vertebrae
+    assert abs(dock.scores.rows[0]["dice"] - expected) < 1e-6
