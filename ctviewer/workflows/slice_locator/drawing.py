@@ -61,8 +61,7 @@ def projections_image(projections, picks, title: str = "") -> Image.Image:
         z = pick.z_mm if pick.z_mm is not None else float(projections.slice_z_mm[pick.slice_index])
         y = _HEADER + int(round((projections.z_to_row(z) + 0.5) * scale))
         draw.line([(0, y), (canvas.width - 1, y)], fill=colour, width=max(1, scale))
-        status = "" if pick.status == "predicted" else f" ({pick.status})"
-        label = f"{pick.level}{confidence}{status} slice {pick.slice_index}"
+        label = pick_label(pick)
         box = draw.textbbox((label_x, 0), label, font=font)
         top = max(_HEADER, y - (box[3] - box[1]) - 4)
         draw.rectangle([box[0] - 2, top, box[2] + 2, top + box[3] - box[1] + 3], fill=(0, 0, 0))
@@ -70,6 +69,16 @@ def projections_image(projections, picks, title: str = "") -> Image.Image:
         label_x = box[2] + 12
     draw.text((3, 4), "   ".join(notes), fill=(230, 230, 230), font=font)
     return canvas
+
+
+def pick_label(pick) -> str:
+    """``L3 0.91 slice 51``; a pick the reader must check says so in words: ``(levels disagree — check)``,
+    ``(from the spine count)``, ``(corrected)``."""
+    from ctviewer.workflows.slice_locator.combine import level_remark
+
+    confidence = "" if pick.confidence is None else f" {pick.confidence:.2f}"
+    remark = level_remark(pick) or ("" if pick.status == "predicted" else pick.status.replace("_", " "))
+    return f"{pick.level}{confidence}{f' ({remark})' if remark else ''} slice {pick.slice_index}"
 
 
 def write_projections_png(projections, picks, path: str | Path, title: str = "") -> Path:
