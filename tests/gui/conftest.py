@@ -29,6 +29,18 @@ def _own_recovery_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("CTVIEWER_RECOVERY_DIR", str(tmp_path / "recovery"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_settings_folder(tmp_path_factory):
+    """A window built without settings of its own (``QSettings("ctviewer", "ctviewer")``) reads and
+    writes the test session's folder, never the user's recent files and layout."""
+    from PySide6.QtCore import QSettings
+
+    folder = str(tmp_path_factory.mktemp("settings"))
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, folder)
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _unsaved_labels_are_discarded_when_the_test_closes(monkeypatch):
     """pytest-qt closes each window after its test; one left with unsaved labels would wait in the modal
