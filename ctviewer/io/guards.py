@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import struct
+import threading
 import warnings
 import zipfile
 from pathlib import Path
@@ -170,6 +171,12 @@ _NOT_ABOUT_THE_FILE = (DeprecationWarning, PendingDeprecationWarning, FutureWarn
 _LIBRARY_LOGGERS = ("nibabel.global", "nibabel", "pydicom", "nrrd", "PIL", "tifffile")
 
 
+#: ``warnings.catch_warnings`` swaps process-wide state and restores it on exit: two threads reading at
+#: once (GUI workers) could restore each other's recorder and swallow every later warning. One reader
+#: at a time collects; re-entrant, since a reader may read another file inside (a label map's image).
+_COLLECTING = threading.RLock()
+
+
 @contextlib.contextmanager
 def collected_warnings():
     """Collect what libraries warn while a file is read, as one line each, instead of printing it.
@@ -177,6 +184,13 @@ def collected_warnings():
     Yields a list that fills with the messages (duplicates dropped); the caller puts them in the
     Volume's warnings or in its one-line error. Loggers are silenced only inside the block.
     """
+    with _COLLECTING:
+        with _collecting() as found:
+            yield found
+
+
+@contextlib.contextmanager
+def _collecting():
     found: list[str] = []
     collect = _Collect(found)
     loggers = [logging.getLogger(name) for name in _LIBRARY_LOGGERS]
