@@ -136,3 +136,33 @@ def send_click(widget, pos: QPoint, button=Qt.MouseButton.LeftButton):
                          Qt.KeyboardModifier.NoModifier)
         QApplication.sendEvent(target, ev)
     QApplication.processEvents()
+
+
+def paint_autosave_and_kill(image, expected, recovery, timeout_s: float = 120) -> int:
+    """Run ``scripts/paint_then_hang.py`` on ``image``: a real app paints strokes (their voxels go to
+    ``expected``), autosaves into ``recovery`` and hangs; it is SIGKILLed once it says "saved", as a crash
+    would end it. Returns the child's exit status. Its window has the real 3D panel, so the child
+    shares this test's X display (Xvfb)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, CTVIEWER_RECOVERY_DIR=str(recovery), CTVIEWER_AUTOSAVE_S="0.3", PYTHONPATH=str(repo))
+    child = subprocess.Popen([sys.executable, "tests/gui/scripts/paint_then_hang.py", str(image), str(expected)],
+                             cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, line = time.monotonic() + timeout_s, ""
+        while time.monotonic() < deadline and "saved" not in line:
+            line = child.stdout.readline()
+            if not line and child.poll() is not None:
+                break
+        assert "saved" in line, f"the child never autosaved: {child.stderr.read()[-2000:]}"
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    return child.returncode

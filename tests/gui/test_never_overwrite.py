@@ -17,10 +17,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import nibabel as nib
@@ -30,11 +26,10 @@ from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 
-from tests.gui.conftest import make_main_window, send_drag
+from tests.gui.conftest import make_main_window, paint_autosave_and_kill, send_drag
 from tests.gui.test_painting import widget_pos
 
 pytestmark = pytest.mark.gui
-REPO = Path(__file__).resolve().parents[2]
 CT = Path("ct") / "abdomen_slab_ct.nii.gz"
 CUBE = Path("microct") / "snow.tif"
 PHOTOS = Path("thin_sections")
@@ -329,23 +324,7 @@ def test_a_restored_layer_holds_only_the_strokes_and_saves_beside_the_image(wind
     image = copy_of(shared_data, relative, tmp_path / "study")
     before = fingerprints(image.parent)
     expected = tmp_path / "expected.npy"
-    # the child's window has the real 3D panel: it shares this test's X display (Xvfb)
-    env = dict(os.environ, CTVIEWER_RECOVERY_DIR=str(tmp_path / "recovery"), CTVIEWER_AUTOSAVE_S="0.3",
-               PYTHONPATH=str(REPO))
-    child = subprocess.Popen([sys.executable, "tests/gui/scripts/paint_then_hang.py", str(image), str(expected)],
-                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline, line = time.monotonic() + 120, ""
-        while time.monotonic() < deadline and "saved" not in line:
-            line = child.stdout.readline()
-            if not line and child.poll() is not None:
-                break
-        assert "saved" in line, f"the child never autosaved: {child.stderr.read()[-2000:]}"
-        child.send_signal(signal.SIGKILL)
-        child.wait(10)
-    finally:
-        if child.poll() is None:
-            child.kill()
+    paint_autosave_and_kill(image, expected, tmp_path / "recovery")
     strokes = np.load(expected)
     manifest = next((tmp_path / "recovery").rglob("manifest.json"))
     assert json.loads(manifest.read_text())["base_path"] is None, "the autosave names the image as its file"

@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QKeySequence
 from PySide6.QtTest import QTest
 
 from ctviewer.data import LabelLayer, LabelMap, Study, Volume
 from ctviewer.imaging import slicing
-from tests.gui.conftest import make_main_window, send_click, send_drag
+from tests.gui.conftest import make_main_window, paint_autosave_and_kill, send_click, send_drag
 
 
 @pytest.fixture
@@ -255,11 +254,7 @@ def test_save_labels_writes_file_and_read_only_folder_keeps_them(window, ct_stud
 
 def test_killed_mid_edit_the_reopened_image_offers_the_strokes_back(window, qtbot, tmp_path):
     """SIGKILL the running app after it painted; reopening the image restores the strokes."""
-    import os
     import signal
-    import subprocess
-    import sys
-    import time
 
     from ctviewer.io.writers import write_volume
     from ctviewer.workflows.open import open_study as open_path
@@ -268,27 +263,8 @@ def test_killed_mid_edit_the_reopened_image_offers_the_strokes_back(window, qtbo
     image_path = tmp_path / "scan.nii.gz"
     write_volume(Volume(arr, spacing=(2, 1, 1), modality="CT", name="scan"), image_path)
     expected = tmp_path / "expected.npy"
-    # the child's window has the real 3D panel: it shares this test's X display (Xvfb)
-    env = dict(os.environ, CTVIEWER_RECOVERY_DIR=str(tmp_path / "recovery"), CTVIEWER_AUTOSAVE_S="0.3")
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = repo
-    child = subprocess.Popen([sys.executable, "tests/gui/scripts/paint_then_hang.py", str(image_path),
-                              str(expected)], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
-    try:
-        deadline = time.monotonic() + 90
-        line = ""
-        while time.monotonic() < deadline and "saved" not in line:
-            line = child.stdout.readline()
-            if not line and child.poll() is not None:
-                break
-        assert "saved" in line, f"the child never autosaved: {child.stderr.read()[-2000:]}"
-        child.send_signal(signal.SIGKILL)
-        child.wait(10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-    assert child.returncode == -signal.SIGKILL
+    returncode = paint_autosave_and_kill(image_path, expected, tmp_path / "recovery", timeout_s=90)
+    assert returncode == -signal.SIGKILL
     offered = []
     window.ask_restore = lambda entries: offered.append(entries) or True
     scan_bytes = image_path.read_bytes()
