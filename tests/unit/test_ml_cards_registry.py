@@ -67,6 +67,12 @@ def test_card_round_trip_keeps_everything_and_unknown_fields(tmp_path):
     ('{"name": "m"}', "misses the required field 'task'"),
     ('{"name": "m", "task": "t", "inputs": [1]}', "field 'inputs' should be an object, not a list"),
     ('{"name": "m", "task": "t", "format_version": "2"}', "field 'format_version' should be a whole number"),
+    ('{"name": "m", "task": "t", "real_data": [1]}', "field 'real_data' should be an object, not a list"),
+    ('{"name": "m", "task": "t", "real_data": {"cases": [{"figures": {}}]}}',
+     r"field 'real_data.cases\[0\]' should be an object with a 'case' name"),
+    ('{"name": "m", "task": "t", "real_data": {"cases": [{"case": "a", "figures": [1]}]}}',
+     r"'real_data.cases\[0\]'.figures should be an object"),
+    ('{"name": "m", "task": "t", "do_not_trust": "T12"}', "field 'do_not_trust' should be a list of text"),
 ])
 def test_bad_card_names_the_file_and_the_field(tmp_path, text, reason):
     path = tmp_path / "m.json"
@@ -74,6 +80,66 @@ def test_bad_card_names_the_file_and_the_field(tmp_path, text, reason):
     with pytest.raises(InputError, match=reason) as err:
         ModelCard.read(path)
     assert err.value.path == str(path)
+
+
+REAL = {"summary": "photo 9 0.86, photo 2 0.91 (trained on)",
+        "sources": ["Craig Phillips, thin sections (MIT)"],
+        "cases": [{"case": "photo 9", "role": "held out", "figures": {"mean_iou": 0.8612, "found": True}},
+                  {"case": "photo 2", "role": "trained on (not a held-out figure)",
+                   "figures": {"mean_iou": 0.91}, "remark": "seen in training"}]}
+
+
+def test_real_data_and_do_not_trust_come_first_on_disk_and_in_the_listing_line(tmp_path):
+    card(real_data=REAL, do_not_trust=["photos of another rock"]).write(tmp_path / "m.json")
+    text = (tmp_path / "m.json").read_text()
+    data = json.loads(text)
+    assert list(data)[:8] == ["name", "task", "version", "created", "format_version", "description", "real_data",
+                              "do_not_trust"]
+    assert text.index('"real_data"') < text.index('"metrics"')
+    back = ModelCard.read(tmp_path / "m.json")
+    assert back.real_data == REAL and back.do_not_trust == ["photos of another rock"] and back.extra == {}
+    assert back.key_metrics() == "real data: photo 9 0.86, photo 2 0.91 (trained on); held_out: accuracy 0.9"
+    assert back.real_data_lines() == ["photo 9 [held out]: mean_iou 0.8612, found yes",
+                                      "photo 2 [trained on (not a held-out figure)]: mean_iou 0.91 — seen in training"]
+    assert back.sources() == ["Craig Phillips, thin sections (MIT)"]
+
+
+def test_models_lists_the_real_data_per_case_and_what_not_to_trust(folders, capsys):
+    from ctviewer.cli import main
+
+    registry.save_model(tiny_model(), card(real_data=REAL, do_not_trust=["photos of another rock"]), folders[0])
+    registry.save_model(tiny_model(), card(name="plain"), folders[0])
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("m ") and "real data: photo 9 0.86" in lines[0]
+    assert lines[1:4] == ["    real data: photo 9 [held out]: mean_iou 0.8612, found yes",
+                          "    real data: photo 2 [trained on (not a held-out figure)]: mean_iou 0.91 — seen in training",
+                          "    do not trust: photos of another rock"]
+    assert lines[4].startswith("plain ") and len(lines) == 5   # a card without real data: its one line
+
+
+def test_every_shipped_card_tells_its_real_data_first_and_where_not_to_trust_it():
+    """The shipped cards as a user reads them: real-data cases (credited) and do-not-trust lines."""
+    cards = sorted(registry.SHIPPED_DIR.glob("*.json"))
+    assert cards, "no shipped cards"
+    for path in cards:
+        data = json.loads(path.read_text())
+        shipped = ModelCard.read(path)
+        assert list(data).index("real_data") < list(data).index("metrics"), path.name
+        assert shipped.real_data.get("summary") and shipped.real_data_lines(), path.name
+        assert shipped.sources() and shipped.do_not_trust, path.name
+
+
+def test_thin_section_card_gives_every_photo_and_says_which_were_trained_on():
+    path = registry.SHIPPED_DIR / "thin_section_vggunet.json"
+    if not path.exists():
+        pytest.skip("no shipped thin_section_vggunet card")
+    cases = {c["case"]: c for c in ModelCard.read(path).real_data["cases"]}
+    assert sorted(cases) == [f"photo {n}" for n in range(1, 10)]
+    for n in range(1, 7):
+        assert "trained on" in cases[f"photo {n}"]["role"] and "not held out" in cases[f"photo {n}"]["role"]
+    assert "validation" in cases["photo 7"]["role"]
+    assert cases["photo 8"]["role"] == cases["photo 9"]["role"] == "held out"
 
 
 # --- registry ----------------------------------------------------------------------------------------
