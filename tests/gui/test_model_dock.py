@@ -187,6 +187,28 @@ def test_list_shows_models_and_cards_broken_entries_greyed_with_reason(dock):
     assert "cannot be used" in dock.run_button.toolTip()
 
 
+def test_card_shows_real_data_per_case_and_what_not_to_trust_before_the_held_out_metrics(dock, models):
+    """What a user reads first about a model: how it did on real scans or photos, one row each, the
+    data's credits, and where not to trust it; the synthetic held-out metrics come after."""
+    import json
+
+    path = models / "tiny-model.json"
+    card = json.loads(path.read_text())
+    card["real_data"] = {"summary": "real photos: 0.86 on unseen ones", "sources": ["Craig Phillips (MIT)"],
+                         "cases": [{"case": "photo 9", "role": "held out", "figures": {"mean_iou": 0.8612}},
+                                   {"case": "photo 2", "role": "trained on (not held out)",
+                                    "figures": {"mean_iou": 0.91}, "remark": "seen in training"}]}
+    card["do_not_trust"] = ["photos of another rock type"]
+    path.write_text(json.dumps(card))
+    dock.refresh_models(select="tiny-model")
+    text = dock.card_view.toPlainText()
+    order = [text.index(t) for t in ("On real data", "real photos: 0.86 on unseen ones", "photo 9", "held out",
+                                     "mean iou: 0.8612", "photo 2", "trained on (not held out)", "seen in training",
+                                     "Craig Phillips (MIT)", "Do not trust it", "photos of another rock type",
+                                     "Metrics on held-out data")]
+    assert order == sorted(order), text
+
+
 def test_train_from_the_dialog_reports_progress_and_curves_and_adds_the_model(dock, qtbot):
     def fill(dialog):
         dialog.task.setCurrentText("dock_tiny")
