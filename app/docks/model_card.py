@@ -38,6 +38,8 @@ def _real_data(card) -> str:
     parts = ["<h4>On real data</h4>"]
     if real.get("summary"):
         parts.append(f"<p>{html.escape(str(real['summary']))}</p>")
+    if real.get("measured"):
+        parts.append(f"<p><i>{html.escape(str(real['measured']))}</i></p>")
     rows = []
     for case in real.get("cases", []):
         figures = "<br>".join(f"{html.escape(str(k).replace('_', ' '))}: {html.escape(_plain(v))}"

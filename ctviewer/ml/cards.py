@@ -39,7 +39,8 @@ class ModelCard:
     created: str = ""               # ISO date (YYYY-MM-DD)
     format_version: int = FORMAT_VERSION
     description: str = ""
-    #: Figures on real data, per scan or photo: {"summary": one line, "sources": [credits],
+    #: Figures on real data, per scan or photo: {"summary": one line, "measured": how and when,
+    #: "sources": [credits],
     #: "cases": [{"case", "role" (held out / trained on / ...), "figures": {name: value}, "remark"}]}.
     real_data: dict = field(default_factory=dict)
     #: Where the model's answer must not be taken as it is, one sentence each.
@@ -146,8 +147,9 @@ class ModelCard:
 
 def _check_real_data(real: dict, path) -> None:
     """``real_data``'s parts have the types the listings and the GUI read (one line naming the part)."""
-    if not isinstance(real.get("summary", ""), str):
-        raise InputError("model card field 'real_data.summary' should be text", path)
+    for key in ("summary", "measured"):
+        if not isinstance(real.get(key, ""), str):
+            raise InputError(f"model card field 'real_data.{key}' should be text", path)
     for key in ("sources", "cases"):
         if not isinstance(real.get(key, []), list):
             raise InputError(f"model card field 'real_data.{key}' should be a list", path)
