@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QApplication
 
 from app.main_window import MainWindow
 from app.snapshot import qimage_to_array
@@ -70,13 +71,16 @@ def test_keys_move_slices_and_reset_view(window, qtbot, stamp_study):
     assert x1 - x0 >= 80 * 1.0  # the whole 80 mm width is back in view
 
 
-def test_right_drag_changes_window_level(window):
+def test_right_drag_changes_window_level(window, qtbot):
     axial = window.viewer.views["axial"]
     width, level = window.viewer.display.window
     c = axial.viewport().rect().center()
     send_drag(axial, c, c + QPoint(60, 0), button=Qt.MouseButton.RightButton)
     assert window.viewer.display.window[0] > width
-    send_drag(axial, c, c + QPoint(0, -60), button=Qt.MouseButton.RightButton)
+    # a second press at the same spot within the double-click time is not a new drag for a user either
+    qtbot.wait(QApplication.doubleClickInterval() + 100)
+    start = c + QPoint(-30, 20)
+    send_drag(axial, start, start + QPoint(0, -60), button=Qt.MouseButton.RightButton)
     assert window.viewer.display.window[1] > level
     assert axial.image_item.levels[0] == pytest.approx(window.viewer.display.levels[0])
 

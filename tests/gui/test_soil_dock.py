@@ -147,7 +147,8 @@ def test_a_one_value_volume_says_its_bins_are_degenerate(window, qtbot):
     panel = window.soil_dock.objects
     window.set_study(Study(Volume(np.full((8, 10, 12), 700, np.int16))))
     qtbot.mouseClick(panel.split_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not panel.task.running, timeout=WAIT_MS)
+    # the worker is done before its queued error reaches the status line: wait for what the user reads
+    qtbot.waitUntil(lambda: panel.task.status.text() != "", timeout=WAIT_MS)
     assert "degenerate" in panel.task.status.text() and panel.task.status.property("error")
     assert not window.study.layers.by_kind("labels")
 
