@@ -337,7 +337,6 @@ class ModelDock(QDockWidget):
         """Fill the picks table; the in-scan picks also become lines in the study's other views, and so
         does every vertebra the last run counted. ``notes``: level -> why its pick is what it is."""
         from ctviewer.workflows.slice_locator.combine import level_remark
-        from ctviewer.workflows.slice_locator.vertebrae import count_text
 
         self.picks = list(picks)
         if not self.picks:
@@ -364,7 +363,9 @@ class ModelDock(QDockWidget):
                 note = (notes or {}).get(pick.level, "")
                 self.log(f"{pick.level}: {where}{confidence}" + (f" — {remark}" if remark else "")
                          + (f" ({note})" if note else ""))
-            if self.spine is not None:
+            if self.spine is not None:   # imported only when there is a count: it is not light
+                from ctviewer.workflows.slice_locator.vertebrae import count_text
+
                 self.log(count_text(self.spine))
         self._update_buttons()
 

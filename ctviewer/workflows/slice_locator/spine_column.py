@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage
 
 
 #: Half-width (mm) of the sagittal slab through the vertebral bodies: inside the canal's width, so the
@@ -256,7 +256,9 @@ def find_discs(profile: CoreProfile, present: np.ndarray, sz: float) -> Discs:
     # middle of a body can sag as deep (osteoporosis: dense endplates over a faint core), but over its
     # whole height. The scale-normalised second derivative at the disc's scale tells the two apart.
     dip = DISC_SCALE_MM ** 2 * ndimage.gaussian_filter1d(profile.hu, DISC_SCALE_MM, order=2)
-    peaks, props = signal.find_peaks(dip[lo_i:hi_i + 1], height=0.3 * DISC_CONTRAST_HU, distance=5)
+    from scipy.signal import find_peaks   # here: importing scipy.signal costs ~2 s, and the GUI imports this module
+
+    peaks, props = find_peaks(dip[lo_i:hi_i + 1], height=0.3 * DISC_CONTRAST_HU, distance=5)
     candidates = {int(p + lo_i): float(h) for p, h in zip(peaks, props["peak_heights"])}
     found = _regular_chain(candidates)
     found = _split_long(found, dip)
@@ -328,7 +330,9 @@ def _split_long(found: dict[int, float], dip: np.ndarray) -> dict[int, float]:
 def _deepest(depth: np.ndarray, n: int, spacing: int) -> list[int]:
     """Up to ``n`` positions of ``depth``'s largest local maxima, ``spacing`` apart and from the ends;
     where the profile has no such dip, equal parts (a body of twice the usual length is two bodies)."""
-    peaks, _ = signal.find_peaks(depth, distance=max(1, spacing))
+    from scipy.signal import find_peaks
+
+    peaks, _ = find_peaks(depth, distance=max(1, spacing))
     peaks = [p for p in peaks if spacing <= p <= depth.size - 1 - spacing]
     peaks = sorted(peaks, key=lambda p: -depth[p])[:n]
     if len(peaks) < n:
