@@ -201,33 +201,15 @@ def test_progress_is_reported_to_the_end():
     assert seen[-1] == 1.0 and seen == sorted(seen)
 
 
-def _pick(level, slice_index, status="predicted"):
-    from ctviewer.workflows.slice_locator.picks import Pick
-
-    return Pick(exam_id="case", level=level, slice_index=slice_index, z_mm=None if slice_index is None else 0.0,
-                instance_number=None, slice_thickness_mm=2.5, spacing_mm=2.5, source="model v1", confidence=0.9,
-                status=status)
-
-
-def test_cross_check_names_each_pick_the_count_contradicts():
-    from ctviewer.workflows.slice_locator.vertebrae import count_text, cross_check
+def test_count_text_names_t12_and_l3_for_the_studys_line():
+    """(The cross-check of picks against the count is combine.combine: tests/unit/test_combine.py.)"""
+    from ctviewer.workflows.slice_locator.vertebrae import count_text
 
     t = torso(11, "abdomen")
     count = count_vertebrae(t.image)
     t12, l3 = count.find("T12"), count.find("L3")
-    agreeing = [_pick("L3", l3.centre_slice), _pick("T12", t12.top_slice)]
-    assert cross_check(count, agreeing) == []
-    wrong = [_pick("L3", l3.top_slice + 1), _pick("T12", None, "not_in_scan")]
-    problems = cross_check(count, wrong)
-    assert len(problems) == 2 and all(p.endswith(DISAGREE) for p in problems)
-    assert problems[0].startswith(f"L3: the locator picked slice {l3.top_slice + 1}, the vertebra count puts L3 "
-                                  f"at slices {l3.bottom_slice}–{l3.top_slice}")
-    assert problems[1].startswith("T12: the locator says not in scan")
     assert count_text(count).startswith(f"count: T12 slice {t12.centre_slice}, L3 slice {l3.centre_slice}; T")
-    assert cross_check(None, wrong) == [] and count_text(None) == ""
-    # a count whose two halves disagree says so, whatever the picks
-    variant = count_vertebrae(torso(13, "abdomen", lumbar_count=6).image)
-    assert cross_check(variant, [])[0].startswith("the counts from the ribs and from the sacrum disagree: 6 lumbar")
+    assert count_text(None) == ""
 
 
 def test_two_dips_along_a_bright_tube_are_no_spine():
@@ -244,14 +226,16 @@ def test_two_dips_along_a_bright_tube_are_no_spine():
 
 
 def test_a_scan_stored_head_first_gives_the_same_levels():
-    t = torso(11, "abdomen")
-    image = t.image
-    # the same voxels stored from the head down: axis 0 flipped, origin at the top slice, z direction −1
+    image = torso(11, "abdomen").image
+    a, b = count_vertebrae(image), count_vertebrae(stored_head_first(image))
+    assert [(v.level, v.centre_slice, v.centre_mm) for v in a.vertebrae] == \
+        [(v.level, v.centre_slice, v.centre_mm) for v in b.vertebrae]
+
+
+def stored_head_first(image: Volume) -> Volume:
+    """The same voxels stored from the head down: axis 0 flipped, origin at the top slice, z direction −1."""
     direction = image.direction.copy()
     direction[:, 0] *= -1
     top = image.index_to_lps(np.array([[image.shape[0] - 1, 0, 0]]))[0]
-    stored = Volume(image.array[::-1].copy(), spacing=image.spacing, origin=tuple(top), direction=direction,
-                    modality="CT")
-    a, b = count_vertebrae(image), count_vertebrae(stored)
-    assert [(v.level, v.centre_slice, v.centre_mm) for v in a.vertebrae] == \
-        [(v.level, v.centre_slice, v.centre_mm) for v in b.vertebrae]
+    return Volume(image.array[::-1].copy(), spacing=image.spacing, origin=tuple(top), direction=direction,
+                  modality="CT")

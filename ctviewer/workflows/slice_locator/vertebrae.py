@@ -516,23 +516,3 @@ def count_text(count: SpineCount | None) -> str:
         return f"count: {count.reason}"
     named = [f"{level} slice {v.centre_slice}" for level in ("T12", "L3") if (v := count.find(level))]
     return "count: " + "; ".join(filter(None, [", ".join(named), count.summary()]))
-
-
-def cross_check(count: SpineCount | None, picks) -> list[str]:
-    """Where the locator's picks and the count disagree, one line each to check (none where they agree,
-    or where the count could not name the level)."""
-    if count is None or not count.found:
-        return []
-    problems = []
-    if DISAGREE in count.flags:
-        problems.append(f"the counts from the ribs and from the sacrum disagree: {'; '.join(count.flags[1:])}")
-    for pick in picks:
-        v = count.find(pick.level)
-        if v is None:
-            continue
-        where = f"the vertebra count puts {pick.level} at slices {v.bottom_slice}–{v.top_slice}"
-        if not pick.in_scan:
-            problems.append(f"{pick.level}: the locator says not in scan, {where} — {DISAGREE}")
-        elif not v.bottom_slice <= pick.slice_index <= v.top_slice:
-            problems.append(f"{pick.level}: the locator picked slice {pick.slice_index}, {where} — {DISAGREE}")
-    return problems
