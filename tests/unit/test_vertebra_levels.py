@@ -14,11 +14,11 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from ctviewer.data.volume import Volume
 from ctviewer.synth import TorsoParams, make_torso
 from ctviewer.workflows.segmentation.segment import SegmentResult, add_levels
 from ctviewer.workflows.segmentation.vertebra_levels import (LEVEL_IDS, NOT_COUNTED, is_vertebrae_group,
                                                              level_colour, level_vertebrae)
+from tests.unit.test_vertebrae import stored_head_first
 
 GRID = dict(matrix=(160, 160), pixel_spacing=2.5)
 NOT_COUNTED_ID = 100
@@ -86,11 +86,7 @@ def test_a_scan_stored_head_first_gets_the_same_labels_on_its_own_grid():
     """The count works on the canonical grid; the labels must come back in the stored array order."""
     t = torso(11, "abdomen")
     image = t.image
-    direction = image.direction.copy()
-    direction[:, 0] *= -1
-    top = image.index_to_lps(np.array([[image.shape[0] - 1, 0, 0]]))[0]
-    stored = Volume(image.array[::-1].copy(), spacing=image.spacing, origin=tuple(top), direction=direction,
-                    modality="CT")
+    stored = stored_head_first(image)
     mask = true_mask(t.labels.array)
     a = level_vertebrae(image, mask, NOT_COUNTED_ID).labels
     b = level_vertebrae(stored, mask[::-1].copy(), NOT_COUNTED_ID).labels
