@@ -65,6 +65,8 @@ STORED_GRID = "stored_grid"
 #: Key of ``Volume.meta`` where a reader keeps its header's geometry exactly as written in the file
 #: (a dict with "format"), so that a writer can give a result of that image the very same header.
 FILE_GEOMETRY = "file_geometry"
+#: The orientation code the file was stored in, for `ctviewer info`.
+STORED_ORIENTATION = "stored_orientation"
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ def to_canonical(volume: Volume) -> Volume:
     if perm == (0, 1, 2) and not any(flips):
         return volume
     out = _reorient(volume, perm, flips)
-    out.meta["stored_orientation"] = orientation_code(volume.direction)
+    out.meta[STORED_ORIENTATION] = orientation_code(volume.direction)
     out.meta[STORED_GRID] = StoredGrid(
         tuple(perm), tuple(bool(f) for f in flips), volume.shape, volume.spacing, volume.origin,
         tuple(tuple(float(v) for v in row) for row in volume.direction),
@@ -192,9 +194,9 @@ def on_image_grid(result: Volume, image: Volume) -> Volume:
 
 
 def _without_record(volume: Volume) -> Volume:
-    if STORED_GRID not in volume.meta and "stored_orientation" not in volume.meta:
+    if STORED_GRID not in volume.meta and STORED_ORIENTATION not in volume.meta:
         return volume
     out = volume.with_array(volume.array, source=volume.source)
     out.meta.pop(STORED_GRID, None)
-    out.meta.pop("stored_orientation", None)
+    out.meta.pop(STORED_ORIENTATION, None)
     return out

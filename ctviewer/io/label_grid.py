@@ -20,11 +20,12 @@ import numpy as np
 from ctviewer.data.labels import LabelMap
 from ctviewer.data.volume import Volume
 from ctviewer.errors import InputError
+from ctviewer.imaging.orientation import FILE_GEOMETRY, STORED_GRID, STORED_ORIENTATION
 
 #: A label voxel (or frame pixel) lies on an image voxel when their centres are this close (in voxels).
 ON_VOXEL = 0.05
 #: Keys of ``Volume.meta`` that describe the file's own grid: wrong once the labels are placed.
-_GRID_RECORDS = ("stored_grid", "stored_orientation", "file_geometry")
+_GRID_RECORDS = (STORED_GRID, STORED_ORIENTATION, FILE_GEOMETRY)
 
 
 def read_labels_over(image: Volume, path: str | Path, map_colours: bool = False) -> LabelMap:
