@@ -26,15 +26,15 @@ from ctviewer.data.layers import LabelLayer
 from ctviewer.data.study import Study
 from ctviewer.errors import InputError
 from ctviewer.io.label_files import format_suffix
-from ctviewer.io.opened import is_image_file, refuse_image_file
+from ctviewer.io.opened import is_image_file
 from ctviewer.io.writers import LABEL_SUFFIXES, write_label_map
 from ctviewer.workflows.recovery import (Autosaver, LabelRecovery, RecoveredLabels, find_recoveries,
                                          remove_leftover_files, restore)
 
 
 def _save_copy(labels: LabelMap, path: Path, image, progress=None, cancel=None) -> Path:
-    """Worker: write ``labels`` (a private copy) to ``path`` in the format its suffix names."""
-    refuse_image_file(path, image)
+    """Worker: write ``labels`` (a private copy) to ``path`` in the format its suffix names
+    (write_label_map itself refuses the files ``image`` was read from)."""
     return write_label_map(labels, path, image=image)
 
 
