@@ -81,7 +81,7 @@ def make_projections(volume: Volume, progress: Progress | None = None,
                      cancel: CancelToken | None = None) -> Projections:
     """Frontal and sagittal skeleton projections of a CT volume (see the module docstring)."""
     progress = progress or no_progress
-    vol, warnings = _axial(volume)
+    vol, warnings = axial_volume(volume)
     a = vol.array
     if a.shape[0] < 2:
         raise InputError("a single slice has no height to locate levels in", volume.source or None)
@@ -113,7 +113,7 @@ def make_projections(volume: Volume, progress: Progress | None = None,
 
 # -- steps ---------------------------------------------------------------------------------------
 
-def _axial(volume: Volume) -> tuple[Volume, list[str]]:
+def axial_volume(volume: Volume) -> tuple[Volume, list[str]]:
     """The volume with axis 0 towards the head, or InputError where its slices are not axial."""
     if volume.is_photo or volume.array.ndim != 3:
         raise InputError("a photo has no slices to locate levels in; open a CT scan", volume.source or None)

@@ -40,7 +40,7 @@ from scipy import ndimage
 
 from ctviewer.data.volume import Volume
 from ctviewer.progress import CancelToken, Progress, no_progress
-from ctviewer.workflows.slice_locator.projections import _axial
+from ctviewer.workflows.slice_locator.projections import axial_volume
 from ctviewer.workflows.slice_locator.spine_column import (MIN_PERIOD_MM, Discs, column_position, core_profile,
                                                            find_discs, sagittal_slabs, track_bodies)
 
@@ -152,7 +152,7 @@ def count_vertebrae(volume: Volume, progress: Progress | None = None,
     spine in view gives a SpineCount with ``reason`` "no spine found: ...".
     """
     progress = progress or no_progress
-    vol, _ = _axial(volume)
+    vol, _ = axial_volume(volume)
     a = vol.array
     sz, sy, sx = (float(s) for s in vol.spacing)
     slice_z = vol.index_to_lps(np.stack([np.arange(a.shape[0]), np.zeros(a.shape[0]),
