@@ -4,18 +4,25 @@ A config's ``[data]`` table:
 
     sources = ["../../../shared/data/thin_sections"]   # anything find_pairs reads (folders, list files)
     test = ["8", "9"]          # photo stems held out for the card's figures: never trained or validated on
-    validation = ["7"]         # stems for validation (else validation_fraction of the other photos)
+    validation = ["7"]         # stems for validation ([]: none, the last epoch is kept; absent:
+                               # validation_fraction of the other photos)
     classes = [1, 2, 3, 4, 5]  # label ids the network predicts (default: the ids in the training labels)
     crop = [256, 256]          # training crop [height, width], multiples of 16
+    label_rule = { thresholds = [0.25, 0.4, 0.6, 0.8], sigma = 1.0 }   # labels are gray bins of the
+                               # photo: augmented crops are relabelled by this rule (checked against
+                               # the label files first)
 
 and ``[extra]``: ``base_filters`` (64 = VGG16's width), ``dice_weight``, ``samples_per_epoch``,
 ``val_samples``, ``colour_jitter`` (a number for all four, or a table of brightness, contrast,
-saturation, hue), ``encoder_weights`` (a local VGG16 no-top weights file), ``dropout``, ``tile``
+saturation, hue), ``photo_variation`` (``true`` or a table of exposure, uneven_light,
+white_balance, saturation, focus, magnification, noise: ``variation.PhotoVariation``; instead of
+colour_jitter), ``encoder_weights`` (a local VGG16 no-top weights file), ``dropout``, ``tile``
 (the prediction tile written to the card).
 
 Photos are split by photo: the test photos are set aside first, and validation is drawn only from
 the rest (the seed validated on its test set). Training samples are random crops with flips, 90°
-rotations and a small colour jitter; unlabelled pixels (id 0) do not count in the loss, so partly
+rotations and a small colour jitter, or with ``photo_variation`` the changes real photomicrographs
+show (labels recomputed by the label rule where they are gray bins); unlabelled pixels (id 0) do not count in the loss, so partly
 labelled photos train. The card's metrics are per-class IoU, mean IoU and pixel accuracy on each
 held-out photo and over all of them, predicted at full resolution with overlapping tiles.
 """
@@ -31,12 +38,15 @@ from ctviewer.errors import InputError
 from ctviewer.ml.tasks import TaskSpec
 from ctviewer.progress import no_progress
 from ctviewer.workflows.thin_section.jitter import ColourJitter
+from ctviewer.workflows.thin_section.variation import LabelRule, PhotoVariation
 
 SIZE_MULTIPLE = 16          # ctviewer.ml.vgg_unet.SIZE_MULTIPLE (not imported: that module starts Keras)
 UNLABELLED = 255            # ctviewer.ml.vgg_unet.UNLABELLED: the target of pixels with label id 0
-DATA_KEYS = {"sources", "test", "validation", "classes", "crop"}
+DATA_KEYS = {"sources", "test", "validation", "classes", "crop", "label_rule"}
 EXTRA_KEYS = {"base_filters", "dice_weight", "samples_per_epoch", "val_samples", "colour_jitter",
-              "encoder_weights", "dropout", "tile"}
+              "photo_variation", "encoder_weights", "dropout", "tile"}
+#: Least share of a photo's labelled pixels a label_rule must reproduce to be trusted with relabelling.
+RULE_AGREEMENT = 0.995
 
 
 @dataclass
@@ -45,7 +55,7 @@ class ThinData:
 
     sources: list[Path]
     test: list[str] = field(default_factory=list)
-    validation: list[str] = field(default_factory=list)
+    validation: list[str] | None = None      # None: a fraction of the photos; []: no validation
     classes: list[int] | None = None
     crop: tuple[int, int] = (256, 256)
     base_filters: int = 64
@@ -53,6 +63,8 @@ class ThinData:
     samples_per_epoch: int = 256
     val_samples: int = 32
     jitter: ColourJitter = field(default_factory=ColourJitter)
+    variation: PhotoVariation | None = None
+    label_rule: LabelRule | None = None
     encoder_weights: Path | None = None
     dropout: float = 0.0
     tile: int = 512
@@ -65,7 +77,7 @@ class ThinData:
         if not sources:
             raise InputError("the config names no training photos: set data.sources (a folder or a list file)")
         out = cls(sources=sources, test=[str(s) for s in _as_list(d.get("test"))],
-                  validation=[str(s) for s in _as_list(d.get("validation"))])
+                  validation=None if d.get("validation") is None else [str(s) for s in _as_list(d["validation"])])
         if d.get("classes") is not None:
             classes = sorted({int(c) for c in _as_list(d["classes"])})
             if len(classes) < 2 or not all(0 < c < 255 for c in classes):
@@ -82,7 +94,12 @@ class ThinData:
                 raise InputError(f"key '{key}' should be a whole number, at least {low}, not {value!r}")
             setattr(out, key, value)
         out.dice_weight, out.dropout = float(x.get("dice_weight", 0.0)), float(x.get("dropout", 0.0))
+        if "colour_jitter" in x and x.get("photo_variation"):
+            raise InputError("set colour_jitter or photo_variation, not both (photo_variation changes the colours "
+                             "as photomicrographs differ)")
         out.jitter = ColourJitter.from_config(x.get("colour_jitter", out.jitter))
+        out.variation = PhotoVariation.from_config(x.get("photo_variation"))
+        out.label_rule = LabelRule.from_config(d.get("label_rule"))
         if x.get("encoder_weights"):
             out.encoder_weights = config.resolve(x["encoder_weights"])
         return out
@@ -137,16 +154,16 @@ def split_photos(photos: list[Photo], data: ThinData, validation_fraction: float
 
     by_name = {p.name: p for p in photos}
     where = ", ".join(str(s) for s in data.sources)
-    for key, names in (("test", data.test), ("validation", data.validation)):
+    for key, names in (("test", data.test), ("validation", data.validation or [])):
         missing = [n for n in names if n not in by_name]
         if missing:
             raise InputError(f"[data] {key} names photo(s) {', '.join(missing)} not found in {where} "
                              f"(photos: {', '.join(sorted(by_name))})")
-    if both := sorted(set(data.test) & set(data.validation)):
+    if both := sorted(set(data.test) & set(data.validation or [])):
         raise InputError(f"photo(s) {', '.join(both)} are both test and validation photos; a test photo must "
                          f"stay unseen until the end")
     rest = [n for n in by_name if n not in data.test]
-    if data.validation:
+    if data.validation is not None:
         val = list(data.validation)
     else:
         _, val = split_by_study(rest, validation_fraction, seed)
@@ -249,9 +266,23 @@ def random_crop(rgb, target, size, rng, augment: bool):
     return np.ascontiguousarray(rgb), np.ascontiguousarray(target)
 
 
+def varied_crop(rgb, target, size, rng, variation: PhotoVariation, rule: LabelRule | None, classes):
+    """A :class:`PhotoVariation` crop, turned by a random multiple of 90° and flipped like
+    :func:`random_crop`'s (relabelled by ``rule`` before turning, so the rule's smoothing sees the
+    photo as it was taken)."""
+    turns = int(rng.integers(4))
+    image, target = variation.crop(rgb, target, size if turns % 2 == 0 else size[::-1], rng, rule, classes)
+    image, target = np.rot90(image, turns), np.rot90(target, turns)
+    if rng.random() < 0.5:
+        image, target = image[:, ::-1], target[:, ::-1]
+    return np.ascontiguousarray(image), np.ascontiguousarray(target)
+
+
 def sample_batches(photos, targets, size, batch_size, steps, seed, jitter: ColourJitter | None, augment: bool,
-                   fresh_each_epoch: bool = True):
-    """Random crops of random photos (chosen in proportion to their labelled pixels)."""
+                   fresh_each_epoch: bool = True, variation: PhotoVariation | None = None,
+                   rule: LabelRule | None = None, classes=None):
+    """Random crops of random photos (chosen in proportion to their labelled pixels); with
+    ``variation`` (and ``augment``) each crop varies as photomicrographs do, relabelled by ``rule``."""
     from ctviewer.ml.datasets import sample_batches as batches_of
 
     weights = np.array([np.count_nonzero(t != UNLABELLED) for t in targets], dtype=np.float64)
@@ -261,6 +292,8 @@ def sample_batches(photos, targets, size, batch_size, steps, seed, jitter: Colou
 
     def make_pair(rng, i):
         k = int(rng.choice(len(photos), p=weights))
+        if augment and variation is not None:
+            return varied_crop(photos[k].rgb, targets[k], size, rng, variation, rule, classes)
         rgb, target = random_crop(photos[k].rgb, targets[k], size, rng, augment)
         image = rgb.astype(np.float32) / 255.0
         if jitter is not None:
@@ -288,13 +321,18 @@ def load_data(config, progress=None, cancel=None):
     data = ThinData.from_config(config)
     p = plan(config, data, progress=progress, cancel=cancel)
     augment = bool(config.augmentation)
-    jitter = data.jitter if augment and data.jitter.active else None
+    jitter = data.jitter if augment and data.jitter.active and data.variation is None else None
+    if data.label_rule is not None:
+        check_label_rule(data.label_rule, p.train + p.validation, p.classes)
     steps = max(1, data.samples_per_epoch // config.batch_size)
     train = sample_batches(p.train, [class_index(ph, p.classes) for ph in p.train], data.crop, config.batch_size,
-                           steps, config.seed, jitter, augment)
-    val_steps = max(1, -(-data.val_samples // config.batch_size))
-    val = sample_batches(p.validation, [class_index(ph, p.classes) for ph in p.validation], data.crop,
-                         config.batch_size, val_steps, [config.seed, 0xFA1], None, False, fresh_each_epoch=False)
+                           steps, config.seed, jitter, augment, variation=data.variation, rule=data.label_rule,
+                           classes=p.classes)
+    val = None   # no validation photos ([data] validation = []): the last epoch is kept
+    if p.validation:
+        val_steps = max(1, -(-data.val_samples // config.batch_size))
+        val = sample_batches(p.validation, [class_index(ph, p.classes) for ph in p.validation], data.crop,
+                             config.batch_size, val_steps, [config.seed, 0xFA1], None, False, fresh_each_epoch=False)
     names = (lambda photos: ", ".join(ph.name for ph in photos) or "none")
     description = (f"{len(p.train)} training photos ({names(p.train)}), {len(p.validation)} validation "
                    f"({names(p.validation)}), {len(p.test)} held out for testing ({names(p.test)}) from "
@@ -302,7 +340,23 @@ def load_data(config, progress=None, cancel=None):
                    f"crops {data.crop[0]}x{data.crop[1]}")
     return train, val, {"description": description, "train_studies": len(p.train),
                         "val_studies": len(p.validation), "train_samples": train.num_samples,
-                        "val_samples": val.num_samples, "classes": p.classes, "test_photos": len(p.test)}
+                        "val_samples": val.num_samples if val is not None else 0, "classes": p.classes, "test_photos": len(p.test)}
+
+
+def check_label_rule(rule: LabelRule, photos, classes) -> None:
+    """Refuse a label rule that does not make these photos' labels (relabelling by it would teach
+    something else than the label files say), or that makes ids the network does not learn."""
+    made = set(range(1, len(rule.thresholds) + 2))
+    if not made <= set(classes):
+        raise InputError(f"label_rule makes ids {', '.join(map(str, sorted(made)))} but the classes trained are "
+                         f"{', '.join(map(str, classes))}")
+    for photo in photos:
+        share = rule.agreement(photo.rgb, photo.ids)
+        if share < RULE_AGREEMENT:
+            raise InputError(f"label_rule (thresholds {', '.join(f'{t:g}' for t in rule.thresholds)}, sigma "
+                             f"{rule.sigma:g}) gives only {100 * share:.1f} % of these labels (needs "
+                             f"{100 * RULE_AGREEMENT:g} %): they are not gray bins of the photo; drop label_rule",
+                             photo.label_path)
 
 
 def evaluate(model, config, info, progress=None, cancel=None):
@@ -320,6 +374,8 @@ def evaluate(model, config, info, progress=None, cancel=None):
     p = plan(config, data, read_test=True, cancel=cancel)
     classes = info.get("classes") or p.classes
     photos, dataset = (p.test, "test_photos") if p.test else (p.validation, "validation_photos")
+    if not photos:
+        return {}   # trained on every photo: nothing is left to score (see scripts/train_thin_section_lopo.py)
     ids = np.array(classes, dtype=np.uint8)
     predict_fn = keras_predict_fn(model)
     total = np.zeros((len(classes), len(classes)), dtype=np.int64)
