@@ -202,9 +202,13 @@ class Solid(Shape):
 class Bone(Shape):
     """Cortical shell (``cortex_mm`` thick) around a cancellous core, over one or many parts."""
 
-    def __init__(self, parts, label: int | None, hu_cortex: float, hu_core: float, cortex_mm: float = 1.2):
+    def __init__(self, parts, label: int | None, hu_cortex: float, hu_core: float, cortex_mm: float = 1.2,
+                 part_labels: list[int] | None = None):
         self.parts = parts if isinstance(parts, (list, tuple)) else [parts]
         self.label = label
+        # one bone under several labels (the sacrum's S1 and the rest): one cortex around the whole, no
+        # cortical line where the labels meet, as in a fused bone
+        self.part_labels = part_labels or [label] * len(self.parts)
         self.hu_cortex = hu_cortex
         self.hu_core = hu_core
         self.cortex_mm = cortex_mm
@@ -216,7 +220,7 @@ class Bone(Shape):
         # ramps over one pixel, so a thin cortex reads lower than solid compact bone, as in real CT
         px = canvas.pixel
         cores = []
-        for part in self.parts:
+        for part, label in zip(self.parts, self.part_labels):
             w = canvas.window(part.lo, part.hi)
             if w is None:
                 continue
@@ -227,8 +231,8 @@ class Bone(Shape):
             sub = canvas.hu[w.sl]
             occ = np.clip(0.5 - d[near] / px, 0.0, 1.0)
             sub[near] += (self.hu_cortex - sub[near]) * occ
-            if self.label is not None:
-                canvas.lab[w.sl][d <= 0] = self.label
+            if label is not None:
+                canvas.lab[w.sl][d <= 0] = label
             cores.append((w, near, d[near]))
         for w, near, d in cores:
             sub = canvas.hu[w.sl]

@@ -20,7 +20,7 @@ from pathlib import Path
 from ctviewer.progress import CancelToken, Progress, step_progress
 
 #: Bump when the synthetic torso changes, so cached demos are regenerated.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 IMAGE_NAME = "demo_torso_ct.nii.gz"
 LABELS_NAME = "demo_torso_labels.nii.gz"
 #: Bump when the synthetic soil cube changes.

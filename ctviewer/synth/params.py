@@ -52,7 +52,11 @@ TISSUE_HU: dict[str, tuple[float, float]] = {
     "csf": (5, 20),
     "disc": (60, 100),
     "cartilage": (100, 180),
-    "cortex": (700, 1100),          # compact bone; partial volume of a ~1 mm shell brings it down
+    # compact bone itself; the renderer's partial volume brings a thin shell down. Real thin cortex reads
+    # ~1000 HU even at 5 mm slices (ACRIN 001: 99th percentile of bone 1014 HU; chest crop 1591 at 1.5 mm);
+    # 700-1100 gave synthetic scans 512-718, and the locator learnt ribs twice too dim in its projections
+    # (models/README.md, issue 15). Capped so a whole vertebra's label mean stays in ANATOMY.md's range.
+    "cortex": (1300, 1800),
     "cancellous": (150, 260),       # vertebral and pelvic spongy bone
     "yellow_marrow": (-40, 40),     # femoral shaft
     "skin": (20, 50),

@@ -87,7 +87,10 @@ def rib_shapes(spine: Spine, cage: Cage, sternum: Sternum, p: TorsoParams, draw:
     ws = p.width_scale
     end_x = [30, 38, 48, 58, 68, 78, 88, 100, 110, 118]  # anterior ends of ribs 1–10 (mm from midline)
     rise = [0, 2, 5, 10, 18, 28, 38]                     # cartilage of ribs 1–7 climbs to the sternum
-    drops_8_10 = [95, 95, 92]
+    # The lower ribs leave the spine steeply and hang along the flanks (about 45-60 degrees below the
+    # horizontal in a frontal projection of real CT); the first generator's 20-30 degree "ladder" taught
+    # the locator a T12 it never meets on real scans (models/README.md, issue 15).
+    drops_8_10 = [112, 115, 112]
     numbers = list(range(1, 13)) + ([13] if p.thirteenth_ribs else [])
     shapes, cartilage = [], []
     for n in numbers:
@@ -114,19 +117,21 @@ def rib_shapes(spine: Spine, cage: Cage, sternum: Sternum, p: TorsoParams, draw:
                 if short:
                     span = 12 + 6 * jig + np.degrees(theta0)  # a stub of 3–5 cm
                 theta_end = np.radians(span)
-                z_end = z_head - (45 if n == 11 else 28) * p.height_scale * (theta_end - theta0) / np.radians(80)
+                z_end = z_head - (80 if n == 11 else 62) * p.height_scale * (theta_end - theta0) / np.radians(80)
             theta = np.linspace(theta0, theta_end, 16)
             s = (theta - theta0) / max(theta_end - theta0, 1e-3)
-            z = z_head + (z_end - z_head) * s ** 1.3
+            z = z_head + (z_end - z_head) * s ** (1.3 if n <= 7 else 1.0)
             A, B, yc = cage.at(z)
             arc = np.stack([side * A * np.sin(theta), yc + B * np.cos(theta), z], axis=1)
             pts = np.vstack([head, tub, arc])
-            r_main = 6.0 if n == 1 else 5.2 if n <= 10 else 4.5
+            # Real ribs are about 6 mm thick in axial CT (a thin bright ring around darker marrow); the
+            # first generator's 9-10 mm tubes were evenly grey bands in the projections.
+            r_main = (5.0 if n == 1 else 3.4 if n <= 10 else 3.1) * (1 + 0.08 * jig)
             radii = np.full(len(pts), r_main)
-            radii[0] = 4.5
+            radii[0] = 4.0
             if n >= 11:
-                radii[2:] = np.linspace(r_main, 3.0, len(pts) - 2)
-            shapes.append(Bone(tube(pts, radii), rib_id(n, side), hu_cortex, hu_core * 0.9, 0.9))
+                radii[2:] = np.linspace(r_main, 2.2, len(pts) - 2)
+            shapes.append(Bone(tube(pts, radii), rib_id(n, side), hu_cortex, hu_core * 0.6, 0.8))
             end = arc[-1]
             if n <= 7:
                 target = np.array([side * (14 if n > 1 else 22), sternum.y(sternum.attach[n - 1]),

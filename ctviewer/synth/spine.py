@@ -233,8 +233,8 @@ def vertebra_shapes(v: Vertebra, draw: Draw, hu_cortex: float, hu_core: float, l
     # The body is a thin shell over spongy bone (label mean ~180–300 HU). Pedicles, laminae and facets
     # are mostly compact bone: seen end-on in a frontal MIP the pedicles are the bright rings real
     # projections show, which a thin shell would blur away at CT resolution.
-    return [Bone([body], v.label, hu_cortex, core, cortex_mm=0.8),
-            Bone(posterior, v.label, hu_cortex, core, cortex_mm=1.3)]
+    return [Bone([body], v.label, hu_cortex, core, cortex_mm=0.4),
+            Bone(posterior, v.label, hu_cortex, core, cortex_mm=0.6)]
 
 
 def _to_world(part, v: Vertebra, R):
@@ -303,14 +303,17 @@ def sacrum_shapes(sac: Sacrum, hu_cortex: float, hu_core: float) -> list[Bone]:
     for n, (c, tilt, ln, w, ala, d) in enumerate(zip(sac.centres, sac.tilts, sac.lengths, sac.widths,
                                                      sac.ala_widths, sac.depths)):
         R = tilt_matrix(tilt)
-        parts = [Cylinder(c, (w / 2, d / 2, ln / 2 + 0.5), R, flat_back=0.9)]
+        # segments overlap by a few mm: tilted flat-ended blocks otherwise leave wedge gaps on the convex
+        # side that read as extra discs below L5; the real sacrum is one fused curved bone
+        parts = [Cylinder(c, (w / 2, d / 2, ln / 2 + 2.5), R, flat_back=0.9)]
         if n < 5:
             # lateral masses (alae) and the median sacral crest behind the sacral canal
             parts.append(Cylinder(c + R @ np.array([0, 0.3 * d, 0]), (ala / 2, 0.45 * d, ln / 2 * 0.95), R))
             crest = c + R @ np.array([0, d / 2 + 10, 0])
             parts.append(Capsule(crest + R @ np.array([0, 0, ln / 3]), crest - R @ np.array([0, 0, ln / 3]), 3.5))
         (s1_parts if n == 0 else rest).extend(parts)
-    return [Bone(s1_parts, S1_ID, hu_cortex, hu_core, 1.2), Bone(rest, SACRUM_ID, hu_cortex, hu_core, 1.2)]
+    labels = [S1_ID] * len(s1_parts) + [SACRUM_ID] * len(rest)
+    return [Bone(s1_parts + rest, S1_ID, hu_cortex, hu_core, 1.2, part_labels=labels)]
 
 
 def canal_shapes(spine: Spine, sac: Sacrum, hu_csf: float, hu_cord: float, z_top: float) -> list[Solid]:

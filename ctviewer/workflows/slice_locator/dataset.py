@@ -34,7 +34,7 @@ from ctviewer.progress import CancelToken, Progress, no_progress
 from ctviewer.workflows.slice_locator.projections import PROJECTION_SPACING_MM
 
 #: Bump when what is stored per scan changes (with the generator's version, names the cache folder).
-DATA_VERSION = 1
+DATA_VERSION = 2
 #: TotalSegmentator label ids of the levels (used for labelled CT).
 LEVEL_LABEL_IDS = {"L1": 31, "L2": 30, "L3": 29, "L4": 28, "L5": 27, "T11": 33, "T12": 32}
 #: Statuses of a picks CSV row whose slice a person confirmed.
@@ -127,8 +127,16 @@ def synthetic_kind(seed: int) -> str:
     return kinds[int(rng.choice(len(kinds), p=list(FIELD_OF_VIEW_MIX.values())))]
 
 
+#: Share of scans rendered on a 512 matrix (0.7-0.8 mm pixels) instead of the generator's 256 (1.35-1.65 mm).
+#: Real CT is 512 x 512: on 1.5 mm pixels the thin cortex of ribs and spine blurs to about half the
+#: brightness a real scan shows in the locator's projections (models/README.md, issue 15).
+FINE_MATRIX_SHARE = 0.5
+
+
 def synthetic_params(seed: int):
     """The TorsoParams of synthetic scan ``seed`` (its field of view drawn from FIELD_OF_VIEW_MIX)."""
+    import dataclasses
+
     from ctviewer.synth.params import TorsoParams
 
     rng = np.random.default_rng([int(seed), 0x10CA7])
@@ -138,8 +146,14 @@ def synthetic_params(seed: int):
         # Generator frame: 0 = top of S1; L3 lies ~110 mm above it, T12 ~210 mm, T1 ~480 mm.
         height = rng.uniform(100.0, 450.0)
         centre = rng.uniform(-60.0, 420.0)
-        return TorsoParams.random(seed, fov_mm=(centre - height / 2, centre + height / 2))
-    return TorsoParams.random(seed, field_of_view=kind)
+        params = TorsoParams.random(seed, fov_mm=(centre - height / 2, centre + height / 2))
+    else:
+        params = TorsoParams.random(seed, field_of_view=kind)
+    fine = np.random.default_rng([int(seed), 0x512]).random() < FINE_MATRIX_SHARE
+    if fine:  # the same field of view on twice the matrix
+        rows, cols = params.matrix
+        params = dataclasses.replace(params, matrix=(2 * rows, 2 * cols), pixel_spacing=params.pixel_spacing / 2)
+    return params
 
 
 def synthetic_folder(cache_dir: Path) -> Path:
