@@ -14,6 +14,8 @@ import pytest
 from ctviewer.errors import Cancelled, InputError
 from ctviewer.progress import CancelToken
 from ctviewer.workflows.segmentation.inference import (
+    drop_islands,
+    fill_holes,
     largest_component,
     predict_sliding_window,
     predict_slices,
@@ -149,3 +151,28 @@ def test_largest_component_keeps_the_biggest_piece_per_channel():
     np.testing.assert_array_equal(kept2[..., 0], kept)
     np.testing.assert_array_equal(kept2[..., 1], two[..., 1])
     assert not largest_component(np.zeros((4, 4, 4), bool)).any()
+
+
+def test_drop_islands_keeps_both_halves_of_a_cut_organ_and_drops_specks():
+    mask = np.zeros((20, 12, 12), np.uint8)
+    mask[0:8, 2:10, 2:10] = 5      # upper half: 512 voxels
+    mask[11:16, 2:10, 2:10] = 5    # lower half, cut off by missed slices: 320 voxels (62 %)
+    mask[18, 0, 0] = 5             # a speck: 1 voxel
+    kept = drop_islands(mask, 0.1)
+    assert kept.dtype == np.uint8 and np.count_nonzero(kept) == 512 + 320
+    assert kept[18, 0, 0] == 0 and kept[13, 5, 5] == 5
+    # at 1.0 only the largest piece is left: the lower half goes too
+    assert np.count_nonzero(drop_islands(mask, 1.0)) == 512
+    assert not drop_islands(np.zeros((3, 3, 3), bool), 0.1).any()
+
+
+def test_fill_holes_fills_enclosed_cavities_only():
+    mask = np.zeros((9, 9, 9), bool)
+    mask[1:8, 1:8, 1:8] = True
+    mask[3:6, 3:6, 3:6] = False    # a vessel inside the organ: enclosed on every side
+    mask[6, 6, 0:3] = False        # a groove open to the outside, apart from the cavity
+    filled = fill_holes(mask)
+    assert filled[4, 4, 5] and filled[4, 5, 4]     # the cavity is filled
+    assert not filled[6, 6, 2]                     # the open groove stays
+    with pytest.raises(InputError, match="3-D mask"):
+        fill_holes(np.zeros((4, 4), bool))

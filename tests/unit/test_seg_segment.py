@@ -45,9 +45,42 @@ def test_largest_part_only_drops_the_speck():
     assert not (kept[16:18, 50:54, 40:44] == 5).any() and (kept[8, 20, 20] == 5)
 
 
+def test_the_liver_cards_clean_up_runs_in_the_segmentation_path():
+    """The shipped liver card asks for its clean-up; segment_volume does it: islands go, cavities fill."""
+    from pathlib import Path
+
+    card = ModelCard.read(Path(__file__).parents[2] / "models" / "liver_unet2d.json")
+    settings = SegSettings.from_card(card)
+    assert settings.groups[0]["drop_islands"] == 0.1 and settings.groups[0]["fill_holes"] is True
+    volume = scan()
+    volume.array[8:10, 20:24, 18:22] = -1000   # a dark vessel inside the organ
+    settings.spacing_mm, settings.multiple = (None, 0.8, 0.8), 4
+    labels = segment_volume(volume, bright, settings).labels
+    assert not (labels[16:18, 50:54, 40:44] == 5).any()    # the speck beside it is gone
+    assert (labels[8:10, 20:24, 18:22] == 5).all()          # the vessel is liver
+    assert (labels[4:14, 10:40, 10:30] == 5).all()
+
+
 def test_photos_and_cards_without_groups_are_refused():
     photo = Volume(np.zeros((1, 8, 8, 3), np.uint8), name="thin section")
     with pytest.raises(InputError, match="is a photo"):
         segment_volume(photo, bright, SegSettings())
     with pytest.raises(InputError, match="no output groups"):
         SegSettings.from_card(ModelCard(name="odd", task="segmentation_2d"))
+
+
+def test_the_liver_config_writes_the_clean_up_into_the_card(tmp_path):
+    """The config's [extra] drop_islands / fill_holes reach the groups the card is written with; bad values
+    are refused with the key named."""
+    from pathlib import Path
+
+    from ctviewer.ml.training import TrainConfig
+    from ctviewer.workflows.segmentation.task import SegData
+
+    config = TrainConfig.from_toml(Path(__file__).parents[2] / "models" / "configs" / "liver_unet2d.toml")
+    groups = SegData.from_config(config, 2).settings().groups
+    assert groups == [{"name": "liver", "ids": [5], "label_id": 5, "drop_islands": 0.1, "fill_holes": True}]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('task = "segmentation_2d"\nname = "x"\n[data]\nsynthetic = 2\n[extra]\ndrop_islands = 2\n')
+    with pytest.raises(InputError, match="drop_islands"):
+        SegData.from_config(TrainConfig.from_toml(bad), 2).groups()

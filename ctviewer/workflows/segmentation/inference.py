@@ -11,6 +11,8 @@ images with a trailing channel axis to per-voxel probabilities with a trailing c
   see it near their centre, where the network has the most context. Volumes smaller than a patch
   are padded per patch, never as a whole copy: only the output and one weight map are held.
 - :func:`largest_component` keeps the largest connected piece of a mask (the "keep largest" option).
+- :func:`drop_islands` and :func:`fill_holes` are a model card's own clean-up of one organ (the liver's
+  card asks for both): islands far smaller than the organ go, cavities enclosed by it are filled.
 
 Both predictors take ``progress`` and ``cancel`` and check the cancel token between batches.
 """
@@ -133,6 +135,37 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     keep = labels == int(sizes.argmax())
     kept[keep] = mask[keep]
     return kept
+
+
+def drop_islands(mask: np.ndarray, min_fraction: float) -> np.ndarray:
+    """``mask`` without the connected pieces (26-connected) smaller than ``min_fraction`` of its largest.
+
+    Unlike :func:`largest_component` a second big piece stays: a slice-wise network that misses a few
+    slices in the middle of an organ cuts it in two, and dropping the smaller half would lose real organ.
+    """
+    from scipy import ndimage
+
+    mask = np.asarray(mask)
+    if mask.ndim != 3:
+        raise InputError(f"expected a 3-D mask [z, y, x], got shape {mask.shape}")
+    labels, n = ndimage.label(mask != 0, structure=np.ones((3, 3, 3), dtype=bool))
+    if n <= 1:
+        return mask.copy()
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    keep = np.isin(labels, np.flatnonzero(sizes >= float(min_fraction) * sizes.max()))
+    return np.where(keep, mask, np.zeros_like(mask))
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """A boolean 3-D ``mask`` with the cavities it encloses on every side filled (a vessel inside the
+    liver, a dark cyst the network left out); a gap open to the mask's outside stays."""
+    from scipy import ndimage
+
+    mask = np.asarray(mask)
+    if mask.ndim != 3:
+        raise InputError(f"expected a 3-D mask [z, y, x], got shape {mask.shape}")
+    return ndimage.binary_fill_holes(mask != 0)
 
 
 # -- helpers -------------------------------------------------------------------------------------

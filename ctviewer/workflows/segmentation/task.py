@@ -14,7 +14,9 @@ A config's ``[data]`` table (all optional, at least one training source):
 and ``[extra]`` the network knobs: 2-D ``filters``, ``activation`` ("relu" | "selu"), ``dropout``,
 ``loss`` ("dice" | "dice_ce"), ``slice_size``; 3-D ``base_filters``, ``depth``, ``patch``; both
 ``samples_per_epoch`` and ``foreground_fraction`` (share of samples centred on the target); ``augment``
-(options of ctviewer.ml.augmentation.AugmentSpec, e.g. ``{contrast = [0.85, 1.15]}``).
+(options of ctviewer.ml.augmentation.AugmentSpec, e.g. ``{contrast = [0.85, 1.15]}``); the clean-up every
+output group gets at inference, written into the card: ``drop_islands`` (pieces smaller than this fraction
+of the largest are removed, e.g. 0.1) and ``fill_holes`` (true: cavities enclosed by the mask are filled).
 
 Studies are split into training and validation by study (never slices of one study on both sides,
 the seeds' mistake). The card's metrics are Dice and Jaccard per study on the held-out synthetic
@@ -36,7 +38,7 @@ TEST_SEED_START = 2_000_000
 DATA_KEYS = {"sources", "synthetic", "synthetic_test", "test_seed_start", "target", "window", "spacing_mm",
              "resample_labels", "real_test"}
 EXTRA_KEYS = {"filters", "activation", "dropout", "loss", "slice_size", "base_filters", "depth", "patch",
-              "samples_per_epoch", "foreground_fraction", "val_samples", "augment"}
+              "samples_per_epoch", "foreground_fraction", "val_samples", "augment", "drop_islands", "fill_holes"}
 
 
 @dataclass
@@ -109,7 +111,24 @@ class SegData:
         out = []
         for channel, (name, ids) in enumerate(self.target.groups):
             label_id = ids[0] if ids is not None and len(ids) == 1 else 100 + channel
-            out.append({"name": name, "ids": None if ids is None else list(ids), "label_id": int(label_id)})
+            group = {"name": name, "ids": None if ids is None else list(ids), "label_id": int(label_id)}
+            out.append({**group, **self.clean_up()})
+        return out
+
+    def clean_up(self) -> dict:
+        """``[extra] drop_islands`` / ``fill_holes``, checked: what segment_volume does to each group's mask."""
+        out = {}
+        islands = self.extra.get("drop_islands")
+        if islands is not None:
+            if isinstance(islands, bool) or not isinstance(islands, (int, float)) or not 0 < islands <= 1:
+                raise InputError(f"key 'drop_islands' should be a fraction of the largest piece, above 0 and at "
+                                 f"most 1 (e.g. 0.1), not {islands!r}")
+            out["drop_islands"] = float(islands)
+        fill = self.extra.get("fill_holes")
+        if fill is not None:
+            if not isinstance(fill, bool):
+                raise InputError(f"key 'fill_holes' should be true or false, not {fill!r}")
+            out["fill_holes"] = fill
         return out
 
     def settings(self):
