@@ -49,7 +49,7 @@ def column_position(a: np.ndarray, spacing_yx) -> tuple[float | None, np.ndarray
     """
     sy, sx = spacing_yx
     s = max(1, int(round(4.0 / sx)))
-    coarse = a[:, s // 2::s, s // 2::s]
+    coarse = np.ascontiguousarray(a[:, s // 2::s, s // 2::s])       # gathered once, compared twice
     body = coarse > -300
     bone = coarse > 200
     if not bone.any():
@@ -81,10 +81,17 @@ def sagittal_slabs(a: np.ndarray, x_col: float, sx: float) -> tuple[np.ndarray, 
     narrow = max(1, int(round(SLAB_HALF_MM / sx)))
     x0, x1 = max(0, int(x_col) - half), min(a.shape[2], int(x_col) + half + 1)
     n0, n1 = max(0, int(x_col) - narrow) - x0, min(a.shape[2], int(x_col) + narrow + 1) - x0
-    block = np.clip(a[:, :, x0:x1], -200, 1200).astype(np.float32)
-    core = block[:, :, n0:n1].mean(axis=2)
+    if not np.issubdtype(a.dtype, np.signedinteger):
+        block = np.clip(a[:, :, x0:x1], -200, 1200).astype(np.float32)
+        core = block[:, :, n0:n1].mean(axis=2)
+        np.minimum(block, 400, out=block)
+        return core, block.mean(axis=2)
+    # HU stored as integers (most scans): integer sums, then one division, give the same float32 means
+    # (every partial sum is an integer below 2**24, exact in float32) without a float copy of the block
+    block = np.clip(a[:, :, x0:x1], -200, 1200).astype(np.int16, copy=False)
+    core = block[:, :, n0:n1].sum(axis=2, dtype=np.int32).astype(np.float32) / np.float32(n1 - n0)
     np.minimum(block, 400, out=block)
-    return core, block.mean(axis=2)
+    return core, block.sum(axis=2, dtype=np.int32).astype(np.float32) / np.float32(x1 - x0)
 
 
 def track_bodies(slab: np.ndarray, core: np.ndarray, front: np.ndarray, back: np.ndarray, sz: float, sy: float):
@@ -95,12 +102,19 @@ def track_bodies(slab: np.ndarray, core: np.ndarray, front: np.ndarray, back: np
     nz, ny = slab.shape
     # Smoothed over ~the bodies' depth, the score peaks in their middle (the path keeps to it, where the
     # discs show best) and along z it bridges the discs.
-    box = ndimage.gaussian_filter(slab, sigma=(8.0 / sz, 6.0 / sy), mode="nearest")
-    score = np.clip((box - COLUMN_HU) / 80.0, -1.0, 3.0)
     # The bodies lie in the back part of the body: behind the sternum, in front of the back's skin.
     rows = np.arange(ny)[None, :]
     inside = (rows > (front + 0.35 * (back - front))[:, None]) & (rows < back[:, None] - 25 / sy)
-    score = np.where(inside, score, -1.0)
+    score = np.full((nz, ny), -1.0, dtype=np.float32)
+    used = np.flatnonzero(inside.any(axis=0))
+    if used.size:
+        # filtered only over the rows some slice keeps, and as far beyond as the filter reaches (so
+        # those rows come out as over the whole slab)
+        sigma = (8.0 / sz, 6.0 / sy)
+        reach = int(4.0 * sigma[1] + 0.5)                    # gaussian_filter's own radius (truncate 4)
+        lo, hi = max(0, used[0] - reach), min(ny, used[-1] + reach + 1)
+        box = ndimage.gaussian_filter(slab[:, lo:hi], sigma=sigma, mode="nearest")
+        score[:, lo:hi] = np.where(inside[:, lo:hi], np.clip((box - COLUMN_HU) / 80.0, -1.0, 3.0), -1.0)
     path = _best_path(score, sz, sy)
     present = _longest_run(score[np.arange(nz), path] > 0, gap=max(1, int(round(25 / sz))))
     # Dense posterior elements (laminae, facets, spinous processes) can outscore osteoporotic bodies:
@@ -128,22 +142,31 @@ def _centred(core: np.ndarray, path: np.ndarray, present: np.ndarray, sz: float,
     nz, ny = core.shape
     rows = ndimage.gaussian_filter1d(core, 1.5 / sy, axis=1)
     centre = path.astype(float).copy()
-    reach = int(round(30 / sy))
-    for k in np.flatnonzero(present):
-        y = int(path[k])
-        lo, hi = max(0, y - reach), min(ny, y + reach + 1)
-        line = rows[k, lo:hi]
-        level = float(np.median(rows[k, max(0, y - int(4 / sy)):y + int(4 / sy) + 1]))
-        edge = (level + SOFT_TISSUE_HU) / 2
-        if level < COLUMN_HU:
-            continue
-        below = line < edge
-        here = y - lo
-        front = np.flatnonzero(below[:here])
-        back = np.flatnonzero(below[here:])
-        f = lo + (front[-1] + 1 if front.size else 0)
-        b = lo + here + (back[0] - 1 if back.size else line.size - here - 1)
-        centre[k] = (f + b) / 2
+    reach, half = int(round(30 / sy)), int(4 / sy)
+    ks = np.flatnonzero(present)
+    if ks.size:
+        y = path[ks].astype(int)
+        # the HU on the path: the median over ±4 mm (fewer rows at the slab's edge)
+        whole = (y >= half) & (y + half < ny)
+        level = np.empty(ks.size)
+        if whole.any():
+            near = np.lib.stride_tricks.sliding_window_view(rows, 2 * half + 1, axis=1)
+            level[whole] = np.median(near[ks[whole], y[whole] - half], axis=1)
+        for i in np.flatnonzero(~whole):
+            level[i] = np.median(rows[ks[i], max(0, y[i] - half):y[i] + half + 1])
+        # compared in the slab's own precision (float32)
+        edge = ((level + SOFT_TISSUE_HU) / 2).astype(rows.dtype)
+        # rows ±reach around the path (those past the slab's edge never count as below the edge)
+        offsets = np.arange(-reach, reach + 1)
+        at = y[:, None] + offsets[None, :]
+        inside = (at >= 0) & (at < ny)
+        below = inside & (rows[ks[:, None], np.clip(at, 0, ny - 1)] < edge[:, None])
+        front = np.where(below & (offsets < 0), offsets, -reach - 1).max(axis=1)     # last below in front
+        back = np.where(below & (offsets >= 0), offsets, reach + 1).min(axis=1)      # first below behind
+        f = np.where(front >= -reach, y + front + 1, np.maximum(0, y - reach))
+        b = np.where(back <= reach, y + back - 1, np.minimum(ny, y + reach + 1) - 1)
+        ok = level >= COLUMN_HU
+        centre[ks[ok]] = (f[ok] + b[ok]) / 2
     if present.any():
         idx = np.flatnonzero(present)
         smooth = ndimage.gaussian_filter1d(centre[idx], max(1.0, 8 / sz), mode="nearest")
@@ -167,24 +190,24 @@ def _best_path(score: np.ndarray, sz: float, sy: float) -> np.ndarray:
     (the sacrum leans back 30–60°), with a small cost per row moved (dynamic programming)."""
     nz, ny = score.shape
     step = max(1, int(np.ceil(1.2 * sz / sy)))
-    penalty = 0.02 * np.abs(np.arange(-step, step + 1)) * sy / sz
+    moves = np.arange(-step, step + 1)
+    penalty = 0.02 * np.abs(moves) * sy / sz
     total = score[0].copy()
     back_ptr = np.zeros((nz, ny), dtype=np.int16)
+    # window[y, j] is total[y - moves[j]], the row the path comes from (a view of ``padded``, which each
+    # slice refills); less that move's cost, the best of them wins (the first of equal ones: the
+    # smallest move from below)
+    padded = np.full(ny + 2 * step, -np.inf)
+    window = np.lib.stride_tricks.sliding_window_view(padded, moves.size)[:, ::-1]
+    candidates = np.empty((ny, moves.size))
+    rows = np.arange(ny)
     for k in range(1, nz):
-        best = np.full(ny, -np.inf)
-        arg = np.zeros(ny, dtype=np.int16)
-        for j, d in enumerate(range(-step, step + 1)):
-            shifted = np.full(ny, -np.inf)
-            if d >= 0:
-                shifted[d:] = total[:ny - d] if d else total
-            else:
-                shifted[:d] = total[-d:]
-            shifted -= penalty[j]
-            better = shifted > best
-            best[better] = shifted[better]
-            arg[better] = d
-        total = best + score[k]
+        padded[step:step + ny] = total
+        np.subtract(window, penalty, out=candidates)
+        arg = candidates.argmax(axis=1)
+        total = candidates[rows, arg] + score[k]
         back_ptr[k] = arg
+    back_ptr -= step                       # the move itself
     path = np.zeros(nz, dtype=int)
     path[-1] = int(np.argmax(total))
     for k in range(nz - 1, 0, -1):

@@ -24,7 +24,8 @@ Classical image analysis, no network (so it can cross-check one):
    names, the result says "levels disagree — check" and names the variant the evidence points to.
 
 Speed: one pass over the volume on a ~4 mm grid, a 36 mm slab at full resolution, and a band around
-the spine averaged to ~2 mm for the ribs and the sacrum: 0.4 s for a 512×512×400 scan on two cores.
+the spine averaged to ~2 mm for the ribs and the sacrum (only the rows each slice keeps): ~0.15 s for a
+512×512×400 scan on two cores (0.29 s before those rows were cropped and the rib parts prefiltered).
 
 Where the counts cannot be made, the result says so: "no spine found: ..." (no bone column, or one
 without discs: a phantom, a limb), a body cut by the scan's edge gets no level, and vertebrae with
@@ -223,20 +224,30 @@ def _band(a: np.ndarray, x_col: float, path: np.ndarray, spacing) -> _Band:
     y_lo = int(max(0, path.min() - 40 / sy))
     y_hi = int(min(a.shape[1], path.max() + 55 / sy))
     y_hi = y_lo + (y_hi - y_lo) // s * s
-    block = a[:, y_lo:y_hi, x0:x1]
-    nz, ny, nx = block.shape
-    # the sum of s×s pixels from strided views (a reshaped mean is several times slower), in integers and
-    # compared with the thresholds times s² (no float copy of the block: this is most of the count's time)
-    total = np.zeros((nz, ny // s, nx // s), np.int32)
-    for i in range(s):
-        for j in range(s):
-            total += block[:, i::s, j::s]
+    nz, ny, nx = a.shape[0], (y_hi - y_lo) // s, (x1 - x0) // s
     # keep per slice only the rows from 40 mm in front of the column to 55 mm behind it
-    rows = (np.arange(ny // s) * s + s / 2 + y_lo)[None, :]
-    keep = ((rows > path[:, None] - 40 / sy) & (rows < path[:, None] + 55 / sy))[:, :, None]
+    rows = (np.arange(ny) * s + s / 2 + y_lo)[None, :]
+    keep = (rows > path[:, None] - 40 / sy) & (rows < path[:, None] + 55 / sy)
     n = s * s
-    return _Band((total > BONE_HU * n) & keep, (total > RIB_HU * n) & keep, (path - y_lo) / s, (x_col - x0) / s,
-                 s * sx, sz)
+    bone, dense = np.zeros((nz, ny, nx), bool), np.zeros((nz, ny, nx), bool)
+    # A few slices at a time, only the rows some of them keep (the column curves: the band's full depth
+    # is twice what one slice keeps); the sum of s×s pixels from strided views, in integers, compared
+    # with the thresholds times s² (no float copy of the block). This is most of the count's reading.
+    for k0 in range(0, nz, 8):
+        k1 = min(nz, k0 + 8)
+        kept = np.flatnonzero(keep[k0:k1].any(axis=0))
+        if not kept.size:
+            continue
+        r0, r1 = int(kept[0]), int(kept[-1]) + 1
+        block = a[k0:k1, y_lo + r0 * s:y_lo + r1 * s, x0:x1]
+        total = np.zeros((k1 - k0, r1 - r0, nx), np.int32)
+        for i in range(s):
+            for j in range(s):
+                total += block[:, i::s, j::s]
+        here = keep[k0:k1, r0:r1, None]
+        bone[k0:k1, r0:r1] = (total > BONE_HU * n) & here
+        dense[k0:k1, r0:r1] = (total > RIB_HU * n) & here
+    return _Band(bone, dense, (path - y_lo) / s, (x_col - x0) / s, s * sx, sz)
 
 
 def _rib_heads(band: _Band) -> list[tuple[float, int]]:
@@ -269,16 +280,18 @@ def _ribs_in(mask: np.ndarray, d: np.ndarray, band: _Band, thinned: bool) -> lis
     wide to be one.
     """
     heads = []
-    labels, _ = ndimage.label(mask)
-    for index, sl in enumerate(ndimage.find_objects(labels), start=1):
+    labels, boxes = _parts_of(mask)
+    for index, sl in enumerate(boxes, start=1):
         if sl is None:
             continue
-        piece = labels[sl] == index
         dd = d[sl[2]]
+        # d grows (or falls) steadily across a side's columns, so the part's bounding box gives its reach:
+        # most parts (specks, transverse processes) are left out before their voxels are looked at
+        if min(dd[0], dd[-1]) > RIB_START_MM or max(dd[0], dd[-1]) < RIB_REACH_MM:
+            continue
+        piece = labels[sl] == index
         reach = dd[piece.any(axis=(0, 1))]
         z_extent = (sl[0].stop - sl[0].start) * band.sz
-        if reach.min() > RIB_START_MM or reach.max() < RIB_REACH_MM:
-            continue
         # a rib is a bar of ~1 cm²; an iliac wing, a scapula or a contrast-filled kidney is a plate or a lump
         section = piece.sum() * band.pixel ** 2 * band.sz / max(float(reach.max() - reach.min()), band.pixel)
         if section > RIB_MAX_SECTION_MM2 or z_extent > RIB_MAX_DROP_MM:
@@ -292,6 +305,16 @@ def _ribs_in(mask: np.ndarray, d: np.ndarray, band: _Band, thinned: bool) -> lis
             zs = np.flatnonzero(ends == e)
             heads.append(_head_z(piece, dd, zs, band.sz) + sl[0].start)
     return heads
+
+
+def _parts_of(mask: np.ndarray) -> tuple[np.ndarray, list]:
+    """Labels of the connected parts of a [z, y, x] mask and their bounding boxes (slices in z, y, x).
+
+    Labelled with z as the last axis: scipy labels line by line along the last axis, and the window's
+    lines across x are short (~30 pixels); along z the labelling takes ~40 % less time."""
+    labels, _ = ndimage.label(np.ascontiguousarray(mask.transpose(2, 1, 0)))
+    boxes = [None if box is None else box[::-1] for box in ndimage.find_objects(labels)]
+    return labels.transpose(2, 1, 0), boxes
 
 
 def _thin(bone: np.ndarray, pixel: float) -> np.ndarray:
