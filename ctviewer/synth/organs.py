@@ -1,5 +1,5 @@
-"""Organs and vessels: lungs (by lobe), diaphragm, heart, aorta and veins, airway, oesophagus, liver,
-spleen, stomach, pancreas, kidneys and bladder, placed by vertebral level as in ANATOMY.md."""
+"""Organs and vessels: lungs (by lobe), diaphragm, heart, aorta and veins, airway, oesophagus, liver and
+gallbladder, spleen, stomach, pancreas, kidneys and bladder, placed by vertebral level as in ANATOMY.md."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ctviewer.synth.canvas import Custom, Ellipsoid, Solid, tube
 from ctviewer.synth.params import Draw, TorsoParams
 
 # TotalSegmentator v2 ids
-SPLEEN, KIDNEY_R, KIDNEY_L, LIVER, STOMACH, PANCREAS = 1, 2, 3, 5, 6, 7
+SPLEEN, KIDNEY_R, KIDNEY_L, GALLBLADDER, LIVER, STOMACH, PANCREAS = 1, 2, 3, 4, 5, 6, 7
 LUNG = {"left_upper": 10, "left_lower": 11, "right_upper": 12, "right_middle": 13, "right_lower": 14}
 OESOPHAGUS, TRACHEA, BLADDER, HEART, AORTA, IVC = 15, 16, 21, 51, 52, 63
 ILIAC_ARTERY = {+1: 65, -1: 66}
@@ -213,17 +213,87 @@ class Organs:
         return Custom(min(e.lo[2] for e in ellipsoids), max(e.hi[2] for e in ellipsoids), draw)
 
     def liver(self) -> Custom:
-        d, dia = self.draw, self.dia
-        # its tip ranges from L1/L2 to L3 (ANATOMY.md: "varies a lot")
-        z_tip = self.l2.z_centre + d(-0.6, 1.0) * (self.l2.z_top - self.l3.z_centre)
+        """The liver (and the gallbladder under it), shaped after the real slab (models/README.md).
+
+        The right lobe fills the right upper abdomen under the dome and, going down, narrows to a
+        wedge along the right lateral and front walls: at the right kidney's hilum it still lies in
+        front of the kidney and beside it (real slab: 100-120 cm² there, 64 mm thick, reaching back to
+        the kidney's posterior face), and its tip is a crescent on the lateral wall. It never reaches the front
+        of the spine, the vena cava, the aorta or the crus (the real liver stops at the IVC), nor
+        behind and medial to the right kidney. The left lobe is a flat wedge across the midline in front.
+        """
+        d, dia, sp, trunk = self.draw, self.dia, self.spine, self.trunk
+        # two numbers from the torso's shared stream, as the liver always drew; the rest from its own,
+        # so that reshaping the liver leaves every organ and bone drawn after it where it was
+        own = self._own_draw(0x11BE)
+        # its tip ranges from L2 to below the centre of L3 (ANATOMY.md: "varies a lot"); on the real slab
+        # the right lobe is still 135 cm² at the centre of L1 and 44 cm² at the centre of L2
+        z_tip = self.l3.z_centre + d(-0.3, 1.0) * (self.l2.z_centre - self.l3.z_centre)
         z_top = dia.z_right + 10
-        ai, cy, b, front = self._cavity(dia.z_right - 50)
-        right = Ellipsoid((-0.40 * ai, cy + 0.05 * b, (z_tip + z_top) / 2),
-                          (0.62 * ai, 0.92 * b, (z_top - z_tip) / 2))
-        left = Ellipsoid((0.12 * ai, front + 0.35 * b, dia.z_left - 30),
-                         (0.5 * ai * (1 + 0.3 * d.unit()), 0.32 * b, 45))
+        width_left = 1 + 0.3 * d.unit()
+        reach_top, reach_tip = own(0.15, 0.35), own(-0.62, -0.42)  # medial edge, × the cavity's half-width
+        front_reach = own(0.15, 0.4)        # the front of the lobe reaches further left (segments IV, III)
+        depth_top, depth_tip = own(100, 140), own(18, 32)          # thickness in from the wall, mm
+        kidney_x = -(self.l1.width / 2 + 42)                   # the right kidney's centre (kidneys())
+        z_kidney_top = self.l1.z_centre + 40
         value = self.hu["liver_pv"] if self.pv else self.hu["liver"]
-        return self._clipped([right, left], value, LIVER)
+        ai_max = float(trunk.at(np.linspace(z_tip, z_top, 20))["ai"].max())
+        ai, cy, b, front = self._cavity(dia.z_left - 30)
+        left = Ellipsoid((0.12 * ai, front + 0.35 * b, dia.z_left - own(25, 40)),
+                         (0.5 * ai * width_left, 0.3 * b, own(45, 65)))
+        gallbladder = self._gallbladder(own, z_tip, z_top) if own.unit() > -0.35 else None   # absent in 15 %
+
+        def right_lobe(w):
+            t = trunk.at(w.z)
+            ai, fr, bk = t["ai"], t["front_i"], t["back_i"]
+            cy, b = (fr + bk) / 2, (bk - fr) / 2
+            s = np.clip((w.z - z_tip) / (z_top - z_tip), 0, 1)            # 0 at the tip, 1 at the dome
+            dx, dy = w.x / ai, (w.y - cy) / b
+            r = (np.abs(dx) ** 2.2 + np.abs(dy) ** 2.2) ** (1 / 2.2) + 1e-6   # 1 on the cavity wall
+            from_wall = np.hypot(w.x, w.y - cy) * (1 / r - 1)                # mm in from the wall, radially
+            depth = depth_tip + (depth_top - depth_tip) * s ** 0.6
+            ahead = np.clip(1 - (w.y - fr) / (2 * b), 0, 1) ** 2           # 1 at the front wall, 0 at the back
+            medial = ai * (reach_tip + (reach_top - reach_tip) * s ** 0.5 + front_reach * ahead * np.sqrt(s))
+            m = (from_wall < depth) & (w.x < medial) & (w.z > z_tip)
+            spine_y = sp.y_at(w.z)
+            spine_front = spine_y - sp.depth_at(w.z) / 2
+            m &= ~((w.x > -(sp.width_at(w.z) / 2 + 14)) & (w.y > spine_front - 26))   # IVC, aorta, crus
+            m &= ~((w.z < z_kidney_top) & (w.x > kidney_x - 20) & (w.y > spine_y - 25))  # behind the kidney
+            return m
+
+        def draw(canvas):
+            w = canvas.window((-ai_max, -400.0, z_tip), (ai_max, 400.0, z_top))
+            if w is not None:
+                # below the lungs' lowest point the dome's surface means nothing: the liver may reach back
+                under_dome = w.z < np.maximum(dia.z_at(w.x, w.y), dia.z_lowest + 6) - 6
+                m = right_lobe(w) & under_dome & trunk.contains(w.x, w.y, w.z, 2.0)
+                canvas.paint(w, m, value, LIVER)
+            w = canvas.window(left.lo, left.hi)
+            if w is not None:
+                m = (left.sdf(w) <= 0) & (w.z < dia.z_at(w.x, w.y) - 6) & trunk.contains(w.x, w.y, w.z, 2.0)
+                canvas.paint(w, m, value, LIVER)
+            if gallbladder is not None:
+                w = canvas.window(gallbladder.lo, gallbladder.hi)
+                if w is not None:
+                    m = (gallbladder.sdf(w) <= 0) & trunk.contains(w.x, w.y, w.z, 4.0)
+                    canvas.paint(w, m, self.hu["bladder"], GALLBLADDER)
+
+        return Custom(min(z_tip, left.lo[2]), z_top, draw)
+
+    def _own_draw(self, stream: int) -> Draw:
+        """A generator of this torso's own for one organ, apart from the shared one (same seed and jitter)."""
+        own = Draw(self.p.seed, self.draw.jitter)
+        own.rng = np.random.default_rng([int(self.p.seed), 0xA7A7, int(stream)])
+        return own
+
+    def _gallbladder(self, d: Draw, z_tip: float, z_top: float) -> Ellipsoid:
+        """A fluid pear in the liver's underside, right of the midline, its fundus at the front wall
+        (real slab: 36 ml, 3 HU, in the notch between the right lobe and segment IV)."""
+        z = z_tip + d(0.12, 0.3) * (z_top - z_tip)
+        ai, cy, b, front = self._cavity(z)
+        size = 0.8 + 0.4 * (d.unit() + 0.5)
+        return Ellipsoid((-d(0.15, 0.3) * ai, front + d(0.25, 0.4) * b, z), np.array([14.0, 16.0, 38.0]) * size,
+                         rot_y(np.radians(d(-10, 25))) @ rot_z(np.radians(d(-30, 0))))
 
     def spleen(self) -> Custom:
         sp, d = self.spine, self.draw

@@ -6,7 +6,7 @@ by chunk along z: a soft-tissue base layer per slice, bones and organs painted o
 the sub-slices averaged into slices of the requested thickness (partial volume), an in-plane blur for
 the reconstruction kernel, and correlated noise.
 
-Label ids follow TotalSegmentator v2 where it has one (1 spleen, 2/3 kidney right/left, 5 liver,
+Label ids follow TotalSegmentator v2 where it has one (1 spleen, 2/3 kidney right/left, 4 gallbladder, 5 liver,
 6 stomach, 7 pancreas, 10–14 lung lobes, 15 oesophagus, 16 trachea, 21 bladder, 25 sacrum,
 26 vertebrae_S1, 27–31 L5–L1, 32–43 T12–T1, 44–47 C7–C4, 51 heart, 52 aorta, 63 inferior vena cava,
 65/66 iliac arteries, 67/68 iliac veins, 69/70 humeri, 71/72 scapulae, 73/74 clavicles, 75/76 femurs,
@@ -283,7 +283,8 @@ def _levels(anat: Anatomy, z_bottom: float, S: float, nz: int, z_offset: float) 
 # -- label names -------------------------------------------------------------------------------
 
 def _names() -> dict[int, str]:
-    names = {1: "spleen", 2: "kidney_right", 3: "kidney_left", 5: "liver", 6: "stomach", 7: "pancreas",
+    names = {1: "spleen", 2: "kidney_right", 3: "kidney_left", 4: "gallbladder", 5: "liver", 6: "stomach",
+             7: "pancreas",
              10: "lung_upper_lobe_left", 11: "lung_lower_lobe_left", 12: "lung_upper_lobe_right",
              13: "lung_middle_lobe_right", 14: "lung_lower_lobe_right", 15: "esophagus", 16: "trachea",
              21: "urinary_bladder", 25: "sacrum", 26: "vertebrae_S1", 51: "heart", 52: "aorta",

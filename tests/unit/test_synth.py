@@ -237,3 +237,27 @@ def test_demo_study_opens_with_organs_and_spine_visible(tmp_path):
     assert all(not table[i].visible for i in DEMO_HIDDEN_LABELS if i in table)
     assert table[5].visible and table[29].visible      # liver and L3 stay on
     assert table.name(5).lower().startswith("liver")
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_liver_reaches_down_beside_the_right_kidney_and_stays_off_the_spine(seed):
+    """As on the real slab: the right lobe is still a large wedge at the centres of L1 and L2 (real: 111
+    and 41 cm²), on the right in front of and beside the right kidney; no liver within 10 mm of a
+    vertebra (real: none; the old two-ellipsoid liver put 15-37 ml there and stopped above L2); the
+    gallbladder is labelled 4 and holds fluid."""
+    torso = make_torso(TorsoParams.random(seed, field_of_view="abdomen", matrix=(112, 112),
+                                          pixel_spacing=3.6, slice_spacing=3.0))
+    lab, hu = torso.labels.array, torso.image.array
+    sz, sy, sx = torso.image.spacing
+    for level, least in (("L1", 50.0), ("L2", 25.0)):
+        k = torso.levels[level].slice
+        liver = lab[k] == 5
+        assert liver.sum() * sy * sx / 100 >= least, (level, liver.sum() * sy * sx / 100)
+        cols = np.nonzero(liver)[1]
+        assert np.median(cols) < lab.shape[2] / 2, level          # on the patient's right (-i)
+    vertebrae = (lab >= 26) & (lab <= 50)
+    near = ndimage.binary_dilation(vertebrae, iterations=3)       # 3 voxels: 9-11 mm
+    assert not (near & (lab == 5)).any()
+    if (lab == 4).any():
+        assert torso.labels.table.name(4) == "gallbladder"
+        assert hu[_interior(lab, 4, 1)].mean() < 30
