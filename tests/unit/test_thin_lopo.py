@@ -123,3 +123,16 @@ def test_bad_folds_is_one_line_and_exit_code_2(tmp_path, capsys, shared_data):
     assert lopo.main(["--folds", "12", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--folds names photo(s) 12" in err and "1, 2, 3, 4, 5, 6, 7, 8, 9" in err
+
+
+def test_the_lopo_config_relabels_by_the_rule_that_made_the_shared_labels(shared_data):
+    from ctviewer.ml.training import TrainConfig
+    from ctviewer.workflows.thin_section import task
+    from ctviewer.workflows.thin_section.variation import LabelRule, PhotoVariation
+
+    config = TrainConfig.from_toml(REPO / "models" / "configs" / "thin_section_vggunet_lopo.toml")
+    data = task.ThinData.from_config(config)
+    assert data.label_rule == LabelRule((0.25, 0.4, 0.6, 0.8), 1.0) and isinstance(data.variation, PhotoVariation)
+    assert data.test == [] and data.validation == [] and data.classes == [1, 2, 3, 4, 5]
+    assert [p.name for p in task.find_photos(data)] and config.name == "thin_section_vggunet"
+    assert config.out_dir != REPO / "models"    # a run never overwrites the shipped model by itself
