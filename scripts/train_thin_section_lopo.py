@@ -72,7 +72,7 @@ def final_config(base, epochs: int, out: Path, crops=None):
     """All photos trained on, no validation: a fixed number of epochs, the last one kept."""
     extra = dict(base.extra, **({"samples_per_epoch": crops} if crops else {}))
     return dataclasses.replace(base, epochs=epochs, patience=0, extra=extra, out_dir=out, log_dir=out / "logs" / "final",
-                               data=dict(base.data, test=[], validation=[]))
+                               data=dict(base.data, test=[], validation=False))
 
 
 def fold_result(result, held: str, validation: str, trained_on: list[str]) -> dict:

@@ -133,6 +133,6 @@ def test_the_lopo_config_relabels_by_the_rule_that_made_the_shared_labels(shared
     config = TrainConfig.from_toml(REPO / "models" / "configs" / "thin_section_vggunet_lopo.toml")
     data = task.ThinData.from_config(config)
     assert data.label_rule == LabelRule((0.25, 0.4, 0.6, 0.8), 1.0) and isinstance(data.variation, PhotoVariation)
-    assert data.test == [] and data.validation == [] and data.classes == [1, 2, 3, 4, 5]
+    assert data.test == [] and not data.validate and data.classes == [1, 2, 3, 4, 5]
     assert [p.name for p in task.find_photos(data)] and config.name == "thin_section_vggunet"
     assert config.out_dir != REPO / "models"    # a run never overwrites the shipped model by itself

@@ -174,11 +174,13 @@ def test_training_batches_are_relabelled_and_a_rule_that_does_not_make_the_label
         task.ThinData.from_config(_config(folder, tmp_path, colour_jitter=0.1))
 
 
-def test_no_validation_photo_trains_on_all_but_the_test_photos(tmp_path):
+def test_validation_false_trains_on_all_but_the_test_photos(tmp_path):
     folder = _folder(tmp_path)
     config = _config(folder, tmp_path)
-    config.data.update(test=[], validation=[])
+    config.data.update(test=[], validation=False)
     plan = task.plan(config)
     assert sorted(p.name for p in plan.train) == ["a", "b", "c"] and not plan.validation and not plan.test
     train, val, info = task.load_data(config)
     assert val is None and info["val_studies"] == 0
+    config.data.update(validation=[])   # an empty list still means "a fraction of them" (the GUI's Train sends it)
+    assert len(task.plan(config).validation) == 1

@@ -4,8 +4,8 @@ A config's ``[data]`` table:
 
     sources = ["../../../shared/data/thin_sections"]   # anything find_pairs reads (folders, list files)
     test = ["8", "9"]          # photo stems held out for the card's figures: never trained or validated on
-    validation = ["7"]         # stems for validation ([]: none, the last epoch is kept; absent:
-                               # validation_fraction of the other photos)
+    validation = ["7"]         # stems for validation (else validation_fraction of the other photos;
+                               # false: none, every photo but the test ones trains, the last epoch is kept)
     classes = [1, 2, 3, 4, 5]  # label ids the network predicts (default: the ids in the training labels)
     crop = [256, 256]          # training crop [height, width], multiples of 16
     label_rule = { thresholds = [0.25, 0.4, 0.6, 0.8], sigma = 1.0 }   # labels are gray bins of the
@@ -55,7 +55,8 @@ class ThinData:
 
     sources: list[Path]
     test: list[str] = field(default_factory=list)
-    validation: list[str] | None = None      # None: a fraction of the photos; []: no validation
+    validation: list[str] = field(default_factory=list)
+    validate: bool = True      # false: no validation photos at all ([data] validation = false)
     classes: list[int] | None = None
     crop: tuple[int, int] = (256, 256)
     base_filters: int = 64
@@ -76,8 +77,9 @@ class ThinData:
         sources = [config.resolve(p) for p in _as_list(d.get("sources"))]
         if not sources:
             raise InputError("the config names no training photos: set data.sources (a folder or a list file)")
-        out = cls(sources=sources, test=[str(s) for s in _as_list(d.get("test"))],
-                  validation=None if d.get("validation") is None else [str(s) for s in _as_list(d["validation"])])
+        validate = d.get("validation") is not False
+        out = cls(sources=sources, test=[str(s) for s in _as_list(d.get("test"))], validate=validate,
+                  validation=[str(s) for s in _as_list(d.get("validation"))] if validate else [])
         if d.get("classes") is not None:
             classes = sorted({int(c) for c in _as_list(d["classes"])})
             if len(classes) < 2 or not all(0 < c < 255 for c in classes):
@@ -154,16 +156,16 @@ def split_photos(photos: list[Photo], data: ThinData, validation_fraction: float
 
     by_name = {p.name: p for p in photos}
     where = ", ".join(str(s) for s in data.sources)
-    for key, names in (("test", data.test), ("validation", data.validation or [])):
+    for key, names in (("test", data.test), ("validation", data.validation)):
         missing = [n for n in names if n not in by_name]
         if missing:
             raise InputError(f"[data] {key} names photo(s) {', '.join(missing)} not found in {where} "
                              f"(photos: {', '.join(sorted(by_name))})")
-    if both := sorted(set(data.test) & set(data.validation or [])):
+    if both := sorted(set(data.test) & set(data.validation)):
         raise InputError(f"photo(s) {', '.join(both)} are both test and validation photos; a test photo must "
                          f"stay unseen until the end")
     rest = [n for n in by_name if n not in data.test]
-    if data.validation is not None:
+    if not data.validate or data.validation:
         val = list(data.validation)
     else:
         _, val = split_by_study(rest, validation_fraction, seed)
@@ -328,7 +330,7 @@ def load_data(config, progress=None, cancel=None):
     train = sample_batches(p.train, [class_index(ph, p.classes) for ph in p.train], data.crop, config.batch_size,
                            steps, config.seed, jitter, augment, variation=data.variation, rule=data.label_rule,
                            classes=p.classes)
-    val = None   # no validation photos ([data] validation = []): the last epoch is kept
+    val = None   # no validation photos ([data] validation = false): the last epoch is kept
     if p.validation:
         val_steps = max(1, -(-data.val_samples // config.batch_size))
         val = sample_batches(p.validation, [class_index(ph, p.classes) for ph in p.validation], data.crop,
