@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ctviewer.errors import InputError
+from ctviewer.imaging.bins import PUBLISHED_THRESHOLDS
 from ctviewer.workflows.thin_section.jitter import _FROM_YCC, _TO_YCC, LUMA
 
 UNLABELLED = 255    # ctviewer.workflows.thin_section.task.UNLABELLED (the target of unlabelled pixels)
@@ -49,7 +50,7 @@ class LabelRule:
     """Labels made from the photo itself: Rec. 709 luma, Gaussian ``sigma`` (px), ``thresholds`` on
     the absolute 0..1 scale (ids 1..n+1; a value on a threshold goes to the lower class)."""
 
-    thresholds: tuple = (0.25, 0.40, 0.60, 0.80)
+    thresholds: tuple = PUBLISHED_THRESHOLDS     # what made the shared labels (all nine, every pixel)
     sigma: float = 1.0
 
     def __post_init__(self):
