@@ -199,6 +199,14 @@ def monitored(val_data) -> str:
     return "loss" if val_data is None else "val_loss"
 
 
+def _can_write_tensorboard() -> bool:
+    """Keras' TensorBoard callback writes through ``tensorflow.summary`` on every backend: a machine with
+    only JAX (a lent GPU machine) trains without the logs rather than failing at the first epoch."""
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None
+
+
 def fit(model, train_data, val_data, config: TrainConfig, *, progress=None, cancel=None,
         on_batch: Callable[[BatchReport], None] | None = None,
         on_epoch: Callable[[EpochReport], None] | None = None,
@@ -217,7 +225,7 @@ def fit(model, train_data, val_data, config: TrainConfig, *, progress=None, canc
     callbacks = [reporter]
     if config.patience > 0:
         callbacks.append(keras_module.callbacks.EarlyStopping(monitor=monitored(val_data), patience=config.patience))
-    if config.log_dir is not None:
+    if config.log_dir is not None and _can_write_tensorboard():
         callbacks.append(keras_module.callbacks.TensorBoard(log_dir=str(config.log_dir), write_graph=False))
     if isinstance(train_data, tuple):
         x, y, kwargs = train_data[0], train_data[1], {"batch_size": batch_size, "shuffle": True}
