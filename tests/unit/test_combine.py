@@ -88,13 +88,52 @@ def test_a_variant_count_marks_every_level_it_places_as_disagreeing():
         ("levels_disagree", 65, SPINE_COUNT)
 
 
-def test_no_spine_found_the_network_stands_with_the_reason():
+def test_no_spine_found_a_level_the_network_places_is_no_answer():
+    """A head, a limb or a phantom: the count finds no spine. The network's "not in scan" is then the
+    answer (no note: the count's line says why); a level it places anyway is marked levels disagree."""
     network = [_net("L3", 35), _net("T12", None)]
     out = _combine(network, count=SpineCount(reason="no spine found: no bone in the scan"))
-    assert [out[lv].pick for lv in ("L3", "T12")] == network
-    assert out["L3"].note == "not cross-checked with the vertebra count: no spine found: no bone in the scan"
-    # a count that could not be made at all (it failed: the warning says so) changes nothing either
+    assert out["T12"].pick == network[1] and out["T12"].note == ""
+    l3 = out["L3"].pick
+    assert (l3.status, l3.slice_index, l3.source) == ("levels_disagree", 35, "slice_locator v4")
+    assert out["L3"].note == ("levels disagree — check: the locator picked slice 35, but the vertebra count says "
+                              "no spine found: no bone in the scan")
+    # a count that could not be made at all (it failed: the warning says so) changes nothing
     assert [c.pick for c in _combine(network, count=None).values()] == network
+    # nor does one that found a spine but no whole vertebra (a thin slab): the network stands, with why
+    slab = _combine(network, count=SpineCount(reason="no whole vertebra in view: one disc found"))
+    assert slab["L3"].pick == network[0] and slab["L3"].note.startswith("not cross-checked")
+
+
+def test_no_spine_text_is_the_counts():
+    from ctviewer.workflows.slice_locator import combine as combine_module, vertebrae
+
+    assert combine_module.NO_SPINE == vertebrae.NO_SPINE
+
+
+def test_a_level_on_a_vertebra_the_scans_edge_cuts_is_no_answer():
+    """The count found L1 (slices 66–76) and L2 whole and no disc above slice 76; the scan ends at slice 80,
+    10 mm above it, where no whole vertebra fits: T12 placed there lies on a body the scan cuts."""
+    discs = [float(SLICE_Z[k]) for k in (76, 66, 56)]
+    cut = SpineCount(vertebrae=[_vertebra("L1", 66, 76), _vertebra("L2", 56, 66)], counts=("sacrum",),
+                     discs_mm=discs)
+    out = _combine([_net("T12", 78), _net("L3", None)], count=cut)
+    assert out["T12"].pick.status == "levels_disagree" and out["T12"].pick.slice_index == 78
+    assert out["T12"].note == ("levels disagree — check: the locator picked slice 78, on a vertebra the scan's "
+                               "top edge cuts: the vertebra count's highest disc lies 10 mm below the edge, a "
+                               "whole vertebra there is ~25 mm")
+    # with room for a whole vertebra above the highest disc (the count missed discs higher up) it stands
+    roomy = replace(cut, vertebrae=[_vertebra("L1", 40, 50), _vertebra("L2", 30, 40)],
+                    discs_mm=[float(SLICE_Z[k]) for k in (50, 40, 30)])
+    out = _combine([_net("T12", 60), _net("L3", None)], count=roomy)
+    assert out["T12"].pick == _net("T12", 60) and out["T12"].note.startswith("not cross-checked")
+    # and the same at the bottom edge: below the lowest disc, 5 mm above the scan's first slice
+    low = replace(cut, vertebrae=[_vertebra("L4", 12, 22), _vertebra("L5", 2, 12)],
+                  discs_mm=[float(SLICE_Z[k]) for k in (22, 12, 2)])
+    out = _combine([_net("L3", None), _net("T12", None)], count=low, levels=("L3", "T12", "S1"))
+    assert out["S1"].pick.status == "not_in_scan"
+    out = _combine([_net("L3", 1)], count=low, levels=("L3",))
+    assert out["L3"].pick.status == "levels_disagree" and "bottom edge cuts" in out["L3"].note
 
 
 def test_levels_the_network_has_no_channel_for_come_from_the_count():

@@ -77,11 +77,14 @@ class FakeLocator:
 
 
 def _ct(n_slices=30, spacing_z=3.0) -> Volume:
-    """A small CT: air, a body of soft tissue, a bright spine, axial slices 3 mm apart."""
+    """A small CT: air, a body of soft tissue, a bright spine, axial slices 3 mm apart. The spine's
+    bodies are 18 mm high between 6 mm discs (the vertebra count finds a spine, and names nothing)."""
     a = np.full((n_slices, 64, 64), -1000, np.int16)
     yy, xx = np.mgrid[:64, :64]
     a[:, (yy - 32) ** 2 + (xx - 32) ** 2 < 26 ** 2] = 40
     a[:, 40:48, 28:36] = 700
+    for k in range(3, n_slices, 8):
+        a[k:k + 2, 40:48, 28:36] = 60
     return Volume(a, spacing=(spacing_z, 2.0, 2.0), origin=(0.0, 0.0, -50.0), modality="CT")
 
 

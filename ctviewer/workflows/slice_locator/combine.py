@@ -14,9 +14,15 @@ give one final pick and a note saying why it is what it is. The rules:
 4. **The count's own two namings disagree** (from the ribs down and from the sacrum up: 11 or 13 rib
    pairs, an L6, a sacralised L5): every level the network or the count places gets ``levels_disagree``,
    whatever the network says.
-5. **No spine found** (or the count failed, or it does not name this level): the network's answer
-   stands, with the count's reason in the note.
-6. **Levels the network has no channel for** come from the count alone (rule 2, or ``not_in_scan`` with
+5. **No spine found** (a head, a limb, a phantom): where the network says "not in scan" too, that is the
+   answer (no note: the study's count line gives the reason); where it places the level anyway,
+   ``levels_disagree``, the count's reason in the note.
+6. **A vertebra cut by the scan's edge**: where the network places a level the count does not name, above
+   the highest disc the count found (or below the lowest) with less room to the scan's edge than a
+   vertebra needs, the level is on a body the scan cuts: ``levels_disagree``, never a confident answer.
+7. **Otherwise the count cannot check** (it failed, or it names no vertebra of this level without rule 6
+   applying): the network's answer stands, with why in the note.
+8. **Levels the network has no channel for** come from the count alone (rule 2, or ``not_in_scan`` with
    source ``spine count`` and the reason where the count does not name them).
 
 Notes are written to the audit trail (``NAME.audit.jsonl``) and printed; the CSV's columns stay as they
@@ -35,6 +41,9 @@ SPINE_COUNT = "spine count"
 #: What ``levels_disagree`` reads as, wherever a person sees it.
 DISAGREE_TEXT = "levels disagree — check"
 FROM_COUNT_TEXT = "from the spine count"
+#: How the count's reason starts where it finds no spine (vertebrae.NO_SPINE; not imported: this module
+#: stays free of the count's imports).
+NO_SPINE = "no spine found"
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,12 @@ def combine(network: dict[str, Pick], count, levels, exam_id: str, projections) 
         if pick is None:
             pick = _empty(exam_id, level, projections)
         if vertebra is None:
-            out.append(Combined(pick, _why_not_counted(count, level, pick)))
+            doubt = _doubt_without_vertebra(pick, count, projections) if pick.in_scan else ""
+            if doubt:
+                out.append(Combined(replace(pick, status=LEVELS_DISAGREE),
+                                    f"{DISAGREE_TEXT}: the locator picked slice {pick.slice_index}, {doubt}"))
+            else:
+                out.append(Combined(pick, _why_not_counted(count, level, pick)))
             continue
         where = f"the vertebra count puts {level} at slices {vertebra.bottom_slice}–{vertebra.top_slice} " \
                 f"(centre {vertebra.centre_slice})"
@@ -119,8 +133,33 @@ def _why_not_counted(count, level: str, pick: Pick) -> str:
     if count is None:
         return "" if pick.source != SPINE_COUNT else "no locator channel, and the vertebrae were not counted"
     if not count.found:
+        if count.reason.startswith(NO_SPINE) and not pick.in_scan:
+            return ""          # nothing there, say both; the study's count line says why
         return f"not cross-checked with the vertebra count: {count.reason}"
     return "not cross-checked: the vertebra count names no whole vertebra of this level in the scan"
+
+
+def _doubt_without_vertebra(pick: Pick, count, projections) -> str:
+    """Why a level the network places, and the count does not name, is no answer (rules 5 and 6); ''
+    where the count has nothing against it."""
+    if count is None:
+        return ""
+    if not count.found:
+        return f"but the vertebra count says {count.reason}" if count.reason.startswith(NO_SPINE) else ""
+    if len(count.discs_mm) < 2 or not count.vertebrae:
+        return ""
+    z = pick.z_mm if pick.z_mm is not None else float(projections.slice_z_mm[pick.slice_index])
+    top_edge, bottom_edge = float(max(projections.slice_z_mm)), float(min(projections.slice_z_mm))
+    top_disc, bottom_disc = max(count.discs_mm), min(count.discs_mm)
+    # a whole vertebra needs about the height of its neighbour (the nearest counted body) beside the disc
+    highest, lowest = count.vertebrae[0], count.vertebrae[-1]
+    if z > top_disc and top_edge - top_disc < 0.8 * highest.height_mm:
+        return (f"on a vertebra the scan's top edge cuts: the vertebra count's highest disc lies "
+                f"{top_edge - top_disc:.0f} mm below the edge, a whole vertebra there is ~{highest.height_mm:.0f} mm")
+    if z < bottom_disc and bottom_disc - bottom_edge < 0.8 * lowest.height_mm:
+        return (f"on a vertebra the scan's bottom edge cuts: the vertebra count's lowest disc lies "
+                f"{bottom_disc - bottom_edge:.0f} mm above the edge, a whole vertebra there is ~{lowest.height_mm:.0f} mm")
+    return ""
 
 
 def level_remark(pick: Pick | None) -> str:

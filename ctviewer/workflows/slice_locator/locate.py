@@ -274,7 +274,24 @@ def read_ct(path: Path, progress: Progress | None = None, cancel: CancelToken | 
     if len(items) > 1:
         volume.warnings.append(f"{len(items)} series found; used the largest: {items[0].description}")
     check_ct(volume, path)
+    plane = acquisition_plane(volume)
+    if plane != "axial":
+        volume.warnings.append(
+            f"acquired as {plane} slices: located on the axial planes reformatted from them (slice numbers "
+            f"count those planes from the feet, {float(volume.spacing[0]):g} mm apart; no DICOM instance numbers)")
     return volume
+
+
+def acquisition_plane(volume) -> str:
+    """"axial", "sagittal" or "coronal": how the scan's slices lay as stored, before it was reoriented
+    for display (a reoriented sagittal series has axial planes, but none of them is a slice of the file)."""
+    from ctviewer.imaging.orientation import stored_grid
+
+    grid = stored_grid(volume)
+    if grid is None or grid.perm[0] == 0:
+        return "axial"
+    normal = np.abs(np.asarray(grid.direction, dtype=float)[:, 0])   # stored axis 0: the slices' stacking
+    return ("sagittal", "coronal", "axial")[int(np.argmax(normal))]
 
 
 def check_ct(volume, path) -> None:
@@ -283,8 +300,8 @@ def check_ct(volume, path) -> None:
     if volume.modality and volume.modality.upper() != "CT":
         raise InputError(f"is a {volume.modality} image, not CT", path)
     if volume.array.size == 0 or float(volume.array.max()) < MIN_BONE_HU:
-        raise InputError(f"no voxel reaches {MIN_BONE_HU:g} HU: not a CT scan in Hounsfield units "
-                         "(a label map, or an image without bone?)", path)
+        raise InputError(f"no voxel reaches {MIN_BONE_HU:g} HU: no bone, so no spine to locate levels in "
+                         "(a water phantom, or not a CT scan in Hounsfield units: a label map?)", path)
 
 
 def locate_paths(paths, locator, levels=LEVELS, progress: Progress | None = None,

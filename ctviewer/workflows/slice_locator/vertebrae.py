@@ -174,7 +174,8 @@ def count_vertebrae(volume: Volume, progress: Progress | None = None,
     profile = core_profile(slab, path, sz, sy)
     discs = find_discs(profile, present, sz)
     if not discs.k:
-        return SpineCount(reason=f"{NO_SPINE}: a column of bone without discs along it (a long bone?)")
+        return SpineCount(reason=f"{NO_SPINE}: bone, but no discs between vertebrae along it (a head, a limb "
+                                 "or a phantom?)")
     if len(discs.k) < 2:
         return SpineCount(reason="no whole vertebra in view: one disc found, and a vertebra needs a disc "
                                  "above and below it", discs_mm=[_z_at(discs.k[0], slice_z)])
