@@ -99,15 +99,21 @@ def real_scans(data: Path) -> list[Shown]:
     return shown
 
 
-def synthetic_scans(seeds) -> list[Shown]:
+def synthetic_scans(seeds, matrix: int = 512) -> list[Shown]:
+    import dataclasses
+
     from ctviewer.synth.params import TorsoParams
     from ctviewer.synth.torso import make_torso
 
     shown = []
     for seed in seeds:
         params = TorsoParams.random(seed, field_of_view="abdomen")
+        if matrix != params.matrix[0]:  # the same field of view on another matrix (real CT: 512)
+            scale = params.matrix[0] / matrix
+            params = dataclasses.replace(params, matrix=(matrix, matrix), pixel_spacing=params.pixel_spacing * scale)
         torso = make_torso(params)
-        what = f"{params.contrast_phase.replace('_', ' ')}, arms {params.arms}, {params.slice_spacing:g} mm"
+        what = (f"{params.contrast_phase.replace('_', ' ')}, arms {params.arms}, {params.slice_spacing:g} mm, "
+                f"{matrix}²")
         shown.append(from_volume(f"synthetic {seed} ({what})", torso.image,
                                  {lv: torso.levels[lv].z_mm for lv in ("T12", "L3") if lv in torso.levels}))
     return shown
@@ -158,12 +164,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", type=Path, default=REPO / "models" / "figures" / "projections_real_vs_synthetic.png")
     parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--matrix", type=int, default=512,
+                        help="synthetic matrix (512 as real CT and half the locator's data; 256 the other half)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     args = parser.parse_args()
     if not args.data.is_dir():
         print(f"compare_projections: {args.data}: no such folder (the team's real data)", file=sys.stderr)
         return 2
-    scans = real_scans(args.data) + synthetic_scans(int(s) for s in args.seeds.split(","))
+    scans = real_scans(args.data) + synthetic_scans((int(s) for s in args.seeds.split(",")), args.matrix)
     draw(scans, args.output)
     keys = list(scans[0].numbers)
     print("| scan | " + " | ".join(keys) + " |")
