@@ -274,12 +274,7 @@ def _rib_heads(band: _Band) -> list[tuple[float, int]]:
 
 
 def _ribs_in(mask: np.ndarray, d: np.ndarray, band: _Band, thinned: bool) -> list[float]:
-    """Head slices of the ribs among the parts of ``mask`` (one side's window; ``d`` mm out per column).
-
-    A part too thick for a rib is looked at once more without its thick lumps: a rib touching a kidney
-    bright with contrast, or the liver's edge, is kept; a plate (an iliac wing, a scapula) stays too
-    wide to be one.
-    """
+    """Head slices of the ribs among the parts of ``mask`` (one side's window; ``d`` mm out per column)."""
     heads = []
     labels, boxes = _parts_of(mask)
     for index, sl in enumerate(boxes, start=1):
@@ -290,22 +285,48 @@ def _ribs_in(mask: np.ndarray, d: np.ndarray, band: _Band, thinned: bool) -> lis
         # most parts (specks, transverse processes) are left out before their voxels are looked at
         if min(dd[0], dd[-1]) > RIB_START_MM or max(dd[0], dd[-1]) < RIB_REACH_MM:
             continue
-        piece = labels[sl] == index
-        reach = dd[piece.any(axis=(0, 1))]
-        z_extent = (sl[0].stop - sl[0].start) * band.sz
-        # a rib is a bar of ~1 cm²; an iliac wing, a scapula or a contrast-filled kidney is a plate or a lump
-        section = piece.sum() * band.pixel ** 2 * band.sz / max(float(reach.max() - reach.min()), band.pixel)
-        if section > RIB_MAX_SECTION_MM2 or z_extent > RIB_MAX_DROP_MM:
-            if not thinned:
-                thin = _thin(piece, band.pixel)
-                heads += [z + sl[0].start for z in _ribs_in(thin, dd, band, thinned=True)]
-            continue
-        medial = piece & (dd < reach.min() + 10)[None, None, :]
-        ends, m = ndimage.label(medial.any(axis=(1, 2)))
-        for e in range(1, m + 1):
-            zs = np.flatnonzero(ends == e)
-            heads.append(_head_z(piece, dd, zs, band.sz) + sl[0].start)
+        heads += [z + sl[0].start for z in _heads_of(labels[sl] == index, dd, band, thinned, split=not thinned)]
     return heads
+
+
+def _heads_of(piece: np.ndarray, d: np.ndarray, band: _Band, thinned: bool, split: bool) -> list[float]:
+    """Head slices (in ``piece``) of the ribs one part of bone in the window holds: none, one, or one per
+    medial end where ribs touch further out.
+
+    A part too thick for a rib is first split at its medial ends (the lower ribs hang close together and
+    touch in thick slices; each keeps its own head), then looked at once more without its thick lumps: a
+    rib touching a kidney bright with contrast, or the liver's edge, is kept; a plate (an iliac wing, a
+    scapula) stays too wide to be one.
+    """
+    reach = d[piece.any(axis=(0, 1))]
+    if reach.min() > RIB_START_MM or reach.max() < RIB_REACH_MM:
+        return []
+    zs = np.flatnonzero(piece.any(axis=(1, 2)))
+    z_extent = (zs[-1] - zs[0] + 1) * band.sz
+    # a rib is a bar of ~1 cm²; an iliac wing, a scapula or a contrast-filled kidney is a plate or a lump
+    section = piece.sum() * band.pixel ** 2 * band.sz / max(float(reach.max() - reach.min()), band.pixel)
+    medial = piece & (d < reach.min() + 10)[None, None, :]
+    ends, m = ndimage.label(medial.any(axis=(1, 2)))
+    if section > RIB_MAX_SECTION_MM2 or z_extent > RIB_MAX_DROP_MM:
+        if thinned:
+            return []
+        blobs, n = ndimage.label(medial) if split else (None, 0)
+        if n > 1:
+            return [z for part in _split_at_ends(piece, blobs, n, band) for z in
+                    _heads_of(part, d, band, thinned=False, split=False)]
+        return _ribs_in(_thin(piece, band.pixel), d, band, thinned=True)
+    return [_head_z(piece, d, np.flatnonzero(ends == e), band.sz) for e in range(1, m + 1)]
+
+
+def _split_at_ends(piece: np.ndarray, ends: np.ndarray, n: int, band: _Band) -> list[np.ndarray]:
+    """``piece`` cut into one part per medial end (``ends``: the ends labelled 1..n): every voxel goes to
+    the end it is joined to through the part's thickest bone (a watershed from the ends over the depth
+    inside the part), so ribs touching at a thin seam come apart."""
+    from skimage.segmentation import watershed
+
+    depth = ndimage.distance_transform_edt(piece, sampling=(band.sz, band.pixel, band.pixel))
+    regions = watershed(-depth, ends, mask=piece)
+    return [regions == e for e in range(1, n + 1)]
 
 
 def _parts_of(mask: np.ndarray) -> tuple[np.ndarray, list]:
