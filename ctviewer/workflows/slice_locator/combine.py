@@ -152,13 +152,12 @@ def _doubt_without_vertebra(pick: Pick, count, projections) -> str:
     top_edge, bottom_edge = float(max(projections.slice_z_mm)), float(min(projections.slice_z_mm))
     top_disc, bottom_disc = max(count.discs_mm), min(count.discs_mm)
     # a whole vertebra needs about the height of its neighbour (the nearest counted body) beside the disc
-    highest, lowest = count.vertebrae[0], count.vertebrae[-1]
-    if z > top_disc and top_edge - top_disc < 0.8 * highest.height_mm:
-        return (f"on a vertebra the scan's top edge cuts: the vertebra count's highest disc lies "
-                f"{top_edge - top_disc:.0f} mm below the edge, a whole vertebra there is ~{highest.height_mm:.0f} mm")
-    if z < bottom_disc and bottom_disc - bottom_edge < 0.8 * lowest.height_mm:
-        return (f"on a vertebra the scan's bottom edge cuts: the vertebra count's lowest disc lies "
-                f"{bottom_disc - bottom_edge:.0f} mm above the edge, a whole vertebra there is ~{lowest.height_mm:.0f} mm")
+    ends = [(z > top_disc, top_edge - top_disc, count.vertebrae[0].height_mm, "top", "highest", "below"),
+            (z < bottom_disc, bottom_disc - bottom_edge, count.vertebrae[-1].height_mm, "bottom", "lowest", "above")]
+    for beyond, room, height, edge, disc, side in ends:
+        if beyond and room < 0.8 * height:
+            return (f"on a vertebra the scan's {edge} edge cuts: the vertebra count's {disc} disc lies "
+                    f"{room:.0f} mm {side} the edge, a whole vertebra there is ~{height:.0f} mm")
     return ""
 
 
