@@ -370,15 +370,11 @@ def _sacrum_span(band: _Band) -> np.ndarray:
     near = np.abs(rows - band.path_y[:, None]) * band.pixel < 15
     level = (bone & near[:, :, None]).any(axis=1)                    # [z, x]
     mid = int(round(band.x_mid))
-    span = np.zeros(nz)
-    for k in range(nz):
-        row = level[k]
-        if not row[mid]:
-            continue
-        right = mid - np.flatnonzero(~row[:mid + 1])[-1] if (~row[:mid + 1]).any() else mid
-        left = np.flatnonzero(~row[mid:])[0] if (~row[mid:]).any() else nx - mid
-        span[k] = min(left, right) * band.pixel
-    return span
+    # per slice, the first gap in the bone from the column outwards, to the right and to the left
+    towards_right, towards_left = ~level[:, mid::-1], ~level[:, mid:]
+    right = np.where(towards_right.any(axis=1), towards_right.argmax(axis=1), mid)
+    left = np.where(towards_left.any(axis=1), towards_left.argmax(axis=1), nx - mid)
+    return np.where(level[:, mid], np.minimum(left, right) * band.pixel, 0.0)
 
 
 # -- 5. naming --------------------------------------------------------------------------------------
