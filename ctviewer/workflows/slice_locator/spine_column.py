@@ -28,11 +28,13 @@ SOFT_TISSUE_HU = 40.0
 CANAL_HU = 60.0
 #: Half-depth (mm) of the bodies' core sampled across the column (the front and back cortex left out).
 CORE_HALF_MM = 6.0
-#: Strength (scale-normalised second derivative of the core HU, ~HU of contrast) a dip needs to count as a
-#: disc by itself; weaker dips count where the spacing of the others needs them.
+#: Depth (HU below the bone either side) a dip needs to count as a disc by itself; weaker dips count where
+#: the spacing of the others needs them.
 DISC_CONTRAST_HU = 20.0
-#: Scale (mm) of a disc's dip along the column: 3–13 mm discs, blurred by 1–5 mm slices.
-DISC_SCALE_MM = 3.0
+#: A disc dips below the bone on both sides within this length (mm) of the column: wider than a disc and
+#: its endplates blurred by 1–5 mm slices, shorter than the inside of a body (15 mm and more from endplate
+#: to endplate). Chosen on synthetic torsos (seeds 200–223) among 10–16 mm.
+DISC_WINDOW_MM = 12
 #: Cost of a body's length differing from its neighbour's by a factor e (in units of dip strength).
 SPACING_COST = 40.0
 #: Shortest and longest vertebral body + disc (mm): C7 ~17, L4 ~40 (ANATOMY.md, with margin).
@@ -260,7 +262,7 @@ class Discs:
     k: list[float]
     strength: list[float]
     run: tuple[float, float]
-    #: The dip measure along the column at 1 mm steps (sample i lies at slice i / slice spacing).
+    #: How far the core dips (HU) along the column at 1 mm steps (sample i lies at slice i / slice spacing).
     dip: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
@@ -276,9 +278,14 @@ def find_discs(profile: CoreProfile, present: np.ndarray, sz: float) -> Discs:
     if hi_i - lo_i < MIN_PERIOD_MM:
         return Discs([], [], run)
     # A disc is a narrow dip (its height blurred by the slice thickness) between bright endplates; the
-    # middle of a body can sag as deep (osteoporosis: dense endplates over a faint core), but over its
-    # whole height. The scale-normalised second derivative at the disc's scale tells the two apart.
-    dip = DISC_SCALE_MM ** 2 * ndimage.gaussian_filter1d(profile.hu, DISC_SCALE_MM, order=2)
+    # middle of a body can sag as deep (osteoporosis, or bright endplates over a faint core), but over its
+    # whole height. How far the core lies below the brightest bone on both sides within DISC_WINDOW_MM
+    # (a black top-hat: the grey closing over that window, less the profile) tells the two apart: a
+    # window that fits inside a body sees no dip there, while no window that holds a disc misses both its
+    # endplates. (A thin disc between bright endplates can read brighter than the bodies' cores in thick
+    # slices, which a second derivative reads as a bump; the top-hat still sees it below its endplates.)
+    smooth = ndimage.gaussian_filter1d(profile.hu, 1.0)
+    dip = ndimage.grey_closing(smooth, size=DISC_WINDOW_MM, mode="nearest") - smooth
     from scipy.signal import find_peaks   # here: importing scipy.signal costs ~2 s, and the GUI imports this module
 
     peaks, props = find_peaks(dip[lo_i:hi_i + 1], height=0.3 * DISC_CONTRAST_HU, distance=5)

@@ -9,8 +9,9 @@ Classical image analysis, no network (so it can cross-check one):
    path was on the posterior elements and moves to the bodies; then it is centred between the
    bodies' front and back walls.
 2. *Bodies and discs.* The mean HU of the bodies' core, sampled across the path, dips narrowly at
-   every disc (60–100 HU between bright endplates); the dips that make a regular spine (dynamic
-   programming over their spacing) split the column into bodies. A body is reported only when a disc
+   every disc, below the bright endplates either side (a top-hat over 12 mm: the inside of a body is
+   longer); the dips that make a regular spine (dynamic programming over their spacing) split the
+   column into bodies. A body is reported only when a disc
    bounds it on both sides (a body cut by the scan's edge gets no level).
 3. *Ribs.* Dense bone in a window 30–78 mm beside the column (in a band from 40 mm in front of the
    bodies to 55 mm behind) is split into 3-D parts; a bar that starts next to the spine and crosses the
@@ -484,10 +485,17 @@ def _name(discs: Discs, ribs, span: np.ndarray, slice_z: np.ndarray, sz: float) 
         below = [p for p in parts[j + 1:] if (p.hi - p.lo) * sz >= 10]
         if below and not below[0].ribs:
             t12 = j
+    impossible = ""
+    if t12 is not None and s1 is not None and not 4 <= s1 - t12 - 1 <= 6:
+        # no spine has fewer than 4 or more than 6 lumbar-type vertebrae: one of the two is something else
+        # (the lowest ribs of a chest crop spread at the bodies' depth like the sacrum's alae)
+        impossible = (f"the last rib and the sacrum leave {s1 - t12 - 1} lumbar-type vertebrae between them, "
+                      "which no spine has: vertebrae found but not named")
+        t12 = s1 = None
     counts = tuple(name for name, anchor in (("ribs", t12), ("sacrum", s1)) if anchor is not None)
     count = SpineCount(counts=counts, discs_mm=[_z_at(k, slice_z) for k in discs.k[::-1]])
     if not counts:
-        count.flags.append("neither the ribs nor the sacrum in view: vertebrae found but not named")
+        count.flags.append(impossible or "neither the ribs nor the sacrum in view: vertebrae found but not named")
     last = n if s1 is None else s1 + 1          # vertebrae below S1 (S2…) are not reported
     for j in range(last):
         part = parts[j]
