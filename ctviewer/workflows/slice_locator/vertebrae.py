@@ -191,7 +191,8 @@ def count_vertebrae(volume: Volume, progress: Progress | None = None,
     if len(discs.k) < 3 and "sacrum" not in count.counts:
         # two dips along one bright column can be a vessel full of contrast (a cardiac scan whose field
         # of view leaves the spine out); without the sacrum it takes three discs to call it a spine
-        return SpineCount(reason=f"{NO_SPINE}: only two disc-like dips along the bone column, no sacrum",
+        return SpineCount(reason=f"{NO_SPINE}: only two disc-like dips along the bone column and no sacrum "
+                                 "(a short slab, or a vessel full of contrast); nothing named",
                           discs_mm=count.discs_mm)
     return count
 
