@@ -140,7 +140,9 @@ class SpineCount:
         if not self.found:
             return self.reason
         names = [v.level or "?" for v in self.vertebrae]
-        counted = " and ".join(self.counts) or "nothing"
+        if not self.counts:  # nothing to count from: say what was seen, not "?–?"
+            return "; ".join([f"{len(names)} whole vertebrae found, none named"] + self.flags)
+        counted = " and ".join(self.counts)
         return "; ".join([f"{names[0]}–{names[-1]} ({len(names)} vertebrae, counted from {counted})"] + self.flags)
 
 
@@ -490,13 +492,13 @@ def _name(discs: Discs, ribs, span: np.ndarray, slice_z: np.ndarray, sz: float) 
     if t12 is not None and s1 is not None and not 4 <= s1 - t12 - 1 <= 6:
         # no spine has fewer than 4 or more than 6 lumbar-type vertebrae: one of the two is something else
         # (the lowest ribs of a chest crop spread at the bodies' depth like the sacrum's alae)
-        impossible = (f"the last rib and the sacrum leave {s1 - t12 - 1} lumbar-type vertebrae between them, "
-                      "which no spine has: vertebrae found but not named")
+        impossible = (f"what looked like the last rib and the sacrum leaves {s1 - t12 - 1} lumbar-type vertebrae "
+                      "between them, and no spine has fewer than 4 or more than 6")
         t12 = s1 = None
     counts = tuple(name for name, anchor in (("ribs", t12), ("sacrum", s1)) if anchor is not None)
     count = SpineCount(counts=counts, discs_mm=[_z_at(k, slice_z) for k in discs.k[::-1]])
     if not counts:
-        count.flags.append(impossible or "neither the ribs nor the sacrum in view: vertebrae found but not named")
+        count.flags.append(impossible or "neither the last rib nor the sacrum in view to count from")
     last = n if s1 is None else s1 + 1          # vertebrae below S1 (S2…) are not reported
     for j in range(last):
         part = parts[j]
