@@ -23,6 +23,15 @@ _TO_YCC = np.array([LUMA, [0.0, 0.0, 1.0] - LUMA, [1.0, 0.0, 0.0] - LUMA])
 _FROM_YCC = np.linalg.inv(_TO_YCC)
 
 
+def check_settings(settings, what: str, fits, expected) -> None:
+    """Every field of a settings dataclass a plain number that ``fits(name, value)``, else one line naming
+    ``what`` and the field; stored as float. Shared by colour_jitter and photo_variation."""
+    for name, value in asdict(settings).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not fits(name, value):
+            raise InputError(f"{what} {name} should be {expected(name)}, not {value!r}")
+        setattr(settings, name, float(value))
+
+
 @dataclass
 class ColourJitter:
     """Largest change of each kind: brightness and contrast as factors in [1 - b, 1 + b], saturation
@@ -34,10 +43,7 @@ class ColourJitter:
     hue: float = 0.02
 
     def __post_init__(self):
-        for name, value in asdict(self).items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise InputError(f"colour_jitter {name} should be a number in [0, 1), not {value!r}")
-            setattr(self, name, float(value))
+        check_settings(self, "colour_jitter", lambda name, value: 0 <= value < 1, lambda name: "a number in [0, 1)")
 
     @classmethod
     def from_config(cls, value) -> "ColourJitter":

@@ -25,13 +25,13 @@ edges see the real neighbours, and the photo's own border is extended as the rul
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from ctviewer.errors import InputError
 from ctviewer.imaging.bins import PUBLISHED_THRESHOLDS
-from ctviewer.workflows.thin_section.jitter import _FROM_YCC, _TO_YCC, LUMA
+from ctviewer.workflows.thin_section.jitter import _FROM_YCC, _TO_YCC, LUMA, check_settings
 
 UNLABELLED = 255    # ctviewer.workflows.thin_section.task.UNLABELLED (the target of unlabelled pixels)
 
@@ -102,12 +102,8 @@ class PhotoVariation:
     noise: float = 0.01
 
     def __post_init__(self):
-        for name, value in asdict(self).items():
-            top, meaning = _LIMITS[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= top:
-                raise InputError(f"photo_variation {name} should be a number in 0..{top:g} ({meaning}), "
-                                 f"not {value!r}")
-            setattr(self, name, float(value))
+        check_settings(self, "photo_variation", lambda name, value: 0 <= value <= _LIMITS[name][0],
+                       lambda name: f"a number in 0..{_LIMITS[name][0]:g} ({_LIMITS[name][1]})")
 
     @classmethod
     def from_config(cls, value) -> "PhotoVariation | None":
