@@ -28,8 +28,6 @@ THIN_ROLES = {**{n: "trained on" for n in range(1, 7)}, 7: "validation (chose th
 #: The ACRIN series' levels as read by eye (../shared/data/README.md): slice index sorted by position,
 #: 0 = most inferior; body from / to and centre.
 ACRIN_TRUTH = {"L3": (47.5, 55.0, 51.0), "T12": (71.5, 78.5, 75.0)}
-#: TotalSegmentator ids of the vertebrae on the slab and in general.
-TS_LEVELS = {26: "S1", 27: "L5", 28: "L4", 29: "L3", 30: "L2", 31: "L1", 32: "T12", 33: "T11", 34: "T10"}
 
 
 def r(value, digits: int = 4):
@@ -59,6 +57,7 @@ def segmentation(data: Path) -> dict:
     from ctviewer.io import read_volume
     from ctviewer.workflows.segmentation.metrics import dice, jaccard
     from ctviewer.workflows.segmentation.segment import segment
+    from ctviewer.workflows.segmentation.vertebra_levels import LEVEL_IDS
 
     image = read_volume(data / "ct" / "abdomen_slab_ct.nii.gz")
     labels = read_volume(data / "ct" / "abdomen_slab_labels.nii.gz").array
@@ -90,7 +89,7 @@ def segmentation(data: Path) -> dict:
 
     pred_v = segment(image, "spine_unet3d").labels > 0
     per_level = {}
-    for lab, name in TS_LEVELS.items():
+    for name, lab in sorted(LEVEL_IDS.items(), key=lambda item: item[1]):   # S1 up to C1, as the ids go
         mask = labels == lab
         if mask.any():
             per_level[name] = {"truth_ml": r(mask.sum() * voxel_ml, 1), "found_fraction": r((pred_v & mask).sum() / mask.sum(), 3)}
