@@ -262,10 +262,16 @@ def random_crop(rgb, target, size, rng, augment: bool):
     x = int(rng.integers(rgb.shape[1] - w + 1))
     rgb, target = rgb[y:y + h, x:x + w], target[y:y + h, x:x + w]
     if augment:
-        rgb, target = np.rot90(rgb, turns), np.rot90(target, turns)
-        if rng.random() < 0.5:
-            rgb, target = rgb[:, ::-1], target[:, ::-1]
+        return _turned(rgb, target, turns, rng)
     return np.ascontiguousarray(rgb), np.ascontiguousarray(target)
+
+
+def _turned(image, target, turns: int, rng):
+    """(image, target) turned by ``turns`` × 90° and, half the time, flipped left to right."""
+    image, target = np.rot90(image, turns), np.rot90(target, turns)
+    if rng.random() < 0.5:
+        image, target = image[:, ::-1], target[:, ::-1]
+    return np.ascontiguousarray(image), np.ascontiguousarray(target)
 
 
 def varied_crop(rgb, target, size, rng, variation: PhotoVariation, rule: LabelRule | None, classes):
@@ -274,10 +280,7 @@ def varied_crop(rgb, target, size, rng, variation: PhotoVariation, rule: LabelRu
     photo as it was taken)."""
     turns = int(rng.integers(4))
     image, target = variation.crop(rgb, target, size if turns % 2 == 0 else size[::-1], rng, rule, classes)
-    image, target = np.rot90(image, turns), np.rot90(target, turns)
-    if rng.random() < 0.5:
-        image, target = image[:, ::-1], target[:, ::-1]
-    return np.ascontiguousarray(image), np.ascontiguousarray(target)
+    return _turned(image, target, turns, rng)
 
 
 def sample_batches(photos, targets, size, batch_size, steps, seed, jitter: ColourJitter | None, augment: bool,
