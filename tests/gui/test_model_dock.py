@@ -478,9 +478,9 @@ def test_review_reuses_the_docks_picks_instead_of_predicting_again(window, qtbot
         review.close()
 
 
-def test_a_segmentation_model_adds_an_editable_label_layer_scored_against_the_reference(window, qtbot, models,
-                                                                                        torso, tmp_path):
-    """Run → a label layer on the study's grid that the annotator edits, in 3D, scored in the Scores tab."""
+def _small_unet_on(window, qtbot, models, torso, change_card=None):
+    """The small segmentation model "small-liver" (its card changed by ``change_card``) selected in the
+    dock, and ``torso``'s scan open with its true labels as the "reference" layer: (dock, study)."""
     from ctviewer.data import Study
     from ctviewer.data.layers import LabelLayer
     from ctviewer.ml.child import ModelProcess
@@ -488,12 +488,21 @@ def test_a_segmentation_model_adds_an_editable_label_layer_scored_against_the_re
     maker = ModelProcess()
     maker.call("tests.gui.dock_tasks:save_small_unet", str(models))
     maker.close()
+    if change_card is not None:
+        _set_card(models, "small-liver", change_card)
     dock = window.model_dock
     dock.refresh_models()
     assert dock.select_model("small-liver")
     study = Study(torso.image)
     study.layers.append(LabelLayer(torso.labels, name="reference"))
     open_and_draw(window, qtbot, study)
+    return dock, study
+
+
+def test_a_segmentation_model_adds_an_editable_label_layer_scored_against_the_reference(window, qtbot, models,
+                                                                                        torso, tmp_path):
+    """Run → a label layer on the study's grid that the annotator edits, in 3D, scored in the Scores tab."""
+    dock, study = _small_unet_on(window, qtbot, models, torso)
     assert dock.run_button.isEnabled() and "label layer" in dock.run_button.toolTip()
     # the labels dock's statistics of the 86 reference labels arrive meanwhile: filling them mustn't stall
     meter = GapMeter()
@@ -579,21 +588,9 @@ def test_a_vertebrae_model_gives_a_label_per_level_scored_per_level(window, qtbo
     """A model whose card paints "vertebrae" (ids 26–50, one label 100; here everything, threshold 0): the
     layer holds the levels' labels (26 S1 … 31 L1 …) with their names and colours, and is scored both
     as the model was trained (all vertebrae) and per level against the reference."""
-    from ctviewer.data import Study
-    from ctviewer.data.layers import LabelLayer
-    from ctviewer.ml.child import ModelProcess
-
-    maker = ModelProcess()
-    maker.call("tests.gui.dock_tasks:save_small_unet", str(models))
-    maker.close()
     vertebrae = {"name": "vertebrae", "ids": list(range(26, 51)), "label_id": 100}
-    _set_card(models, "small-liver", lambda card: card["outputs"].update(groups=[vertebrae]))
-    dock = window.model_dock
-    dock.refresh_models()
-    assert dock.select_model("small-liver")
-    study = Study(abdomen.image)
-    study.layers.append(LabelLayer(abdomen.labels, name="reference"))
-    open_and_draw(window, qtbot, study)
+    dock, _ = _small_unet_on(window, qtbot, models, abdomen,
+                             lambda card: card["outputs"].update(groups=[vertebrae]))
     with qtbot.waitSignal(dock.segmentation_added, timeout=180000) as added:
         dock.run_selected()
     layer = added.args[0]
