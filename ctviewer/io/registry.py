@@ -54,8 +54,9 @@ def readers() -> list[Reader]:
     from ctviewer.io.nrrd_io import NrrdReader
     from ctviewer.io.numpy_io import NumpyReader
     from ctviewer.io.photo import PhotoReader
+    from ctviewer.io.tiff_stack import TiffStackReader
 
-    return [NiftiReader(), NrrdReader(), NumpyReader(), PhotoReader(), DicomReader()]
+    return [NiftiReader(), NrrdReader(), NumpyReader(), TiffStackReader(), PhotoReader(), DicomReader()]
 
 
 def examine(path: str | Path) -> list[Loadable]:
@@ -77,12 +78,17 @@ def examine(path: str | Path) -> list[Loadable]:
             item.load = _folding_warnings(item.load)
         if errors and said:
             errors[-1] = with_library_warnings(errors[-1], said)
+    # A reader that knows a file better names the format it supersedes there (a TIFF of grey
+    # pages is a volume, not a photo whose pages are 1 pixel apart): that one is not offered too.
+    superseded = {(item.path, item.meta["supersedes"]) for item in found if item.meta.get("supersedes")}
+    found = [item for item in found if (item.path, item.format) not in superseded]
     if found:
         return sorted(found, key=lambda item: (-item.confidence, -(item.n_slices or 0)))
     if errors:
         raise errors[0]
     if path.is_dir():
-        raise InputError("folder holds no image ctviewer can read (DICOM, NIfTI, NRRD, NumPy, photo)", path)
+        raise InputError("folder holds no image ctviewer can read (DICOM, NIfTI, NRRD, NumPy, photo, "
+                         "numbered TIFF/PNG slices)", path)
     raise InputError("not a format ctviewer can read (DICOM, NIfTI, NRRD, NumPy .npy/.npz, PNG/JPEG/TIFF)", path)
 
 
