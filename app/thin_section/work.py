@@ -37,6 +37,10 @@ def looks_like_project(path) -> bool:
     if any(p.is_dir() and p.name.startswith("images_prepped") for p in entries):
         return True
     suffixes = {p.suffix.lower() for p in entries if p.is_file()}
+    from ctviewer.io.tiff_stack import is_slice_folder
+
+    if is_slice_folder(path):  # a scanner's numbered grey slices open as a volume, not as photos
+        return False
     return bool(suffixes & set(PHOTO_SUFFIXES)) and ".dcm" not in suffixes
 
 

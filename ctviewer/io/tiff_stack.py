@@ -166,6 +166,14 @@ def _examine_folder(folder: Path) -> list[Loadable]:
     return [_folder_loadable(folder, slices, notes) for slices in found]
 
 
+def is_slice_folder(folder: Path) -> bool:
+    """Cheap (file names and one header): does ``folder`` hold numbered grey slices of a volume?
+    For the app to tell a scanner's folder from a folder of photos before reading it."""
+    groups, _ = _group_slices(Path(folder))
+    return any(len(group) > 1 and _slice_header(min(group, key=lambda s: s.number).path) is not None
+               for group in groups.values())
+
+
 def _group_slices(folder: Path) -> tuple[dict[tuple, list[_Slice]], list[str]]:
     """Slice files by their name with the number taken out, and the names of the files left out."""
     groups: dict[tuple, list[_Slice]] = {}
@@ -248,7 +256,8 @@ def _number_list(numbers: list[int]) -> str:
             runs.append([n])
     pieces = [f"{r[0]}" if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs]
     more = f" and {len(pieces) - 10} more gaps" if len(pieces) > 10 else ""
-    return ", ".join(pieces[:10]) + more + f" ({len(numbers)} slices)"
+    count = f"{len(numbers)} slice" + ("s" if len(numbers) > 1 else "")
+    return ", ".join(pieces[:10]) + more + f" ({count})"
 
 
 def _left_out_note(names: list[str]) -> str:
