@@ -161,8 +161,10 @@ def record(picks_file, result, patient_names: bool) -> int:
 
 
 def study_line(exam_id: str, picks) -> str:
-    """``case012  L3 slice 41 (z -120.5 mm, #88) 0.93   T12 slice 75 (z 10 mm) 0.90 [from the spine count]``"""
+    """``case012  L3 slice 41 (z -120.5 mm, #88) 0.93   T12 slice 75 (z 10 mm) 0.90 [from the spine count]
+    T10 in view, not found — check   T1 not in scan``"""
     from ctviewer.workflows.slice_locator.combine import level_remark
+    from ctviewer.workflows.slice_locator.picks import NOT_FOUND
 
     parts = []
     for p in picks:
@@ -172,6 +174,8 @@ def study_line(exam_id: str, picks) -> str:
         if p.in_scan:
             where = f"z {p.z_mm:g} mm" + (f", #{p.instance_number}" if p.instance_number is not None else "")
             parts.append(f"{p.level} slice {p.slice_index} ({where}){conf}{reviewed}")
+        elif p.status == NOT_FOUND:   # in view, not placed: never read as "not in scan"
+            parts.append(f"{p.level} {remark}{conf}")
         else:
             parts.append(f"{p.level} not in scan{conf}{reviewed}")
     return f"{exam_id}  " + "   ".join(parts)

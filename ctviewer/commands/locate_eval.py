@@ -1,7 +1,7 @@
 """``ctviewer locate-eval PREDICTED.csv TRUTH.csv [--png HIST.png] [--level L3]``: errors of picks.
 
-Prints per level the matched count, median / mean / max error in mm and in slices, and agreement on
-"not in scan"; writes a histogram of the errors in slices. TRUTH.csv is a picks CSV or the seed's
+Prints per level the matched count, median / mean / max error in mm and in slices, agreement on
+"not in scan", and how many were predicted "in view, not found"; writes a histogram of the errors in slices. TRUTH.csv is a picks CSV or the seed's
 ``exam_id,L3_slice_num`` file (errors in slices only). See ctviewer.workflows.slice_locator.evaluate.
 """
 
@@ -39,7 +39,8 @@ def run(args) -> int:
     result = evaluate(predicted, truth, levels=levels, truth_format=truth_format)
     _warn_unmatched(result.only_predicted, args.predicted, args.truth)
     _warn_unmatched(result.only_truth, args.truth, args.predicted)
-    if not any(r.matched or r.both_absent or r.missed or r.false_found for r in result.levels.values()):
+    if not any(r.matched or r.both_absent or r.missed or r.false_found or r.not_found
+               for r in result.levels.values()):
         what = f" for {args.level.upper()}" if args.level else ""
         raise InputError(f"no exam_id and level{what} of {args.predicted.name} is in the truth", args.truth)
     print("\n".join(report_lines(result, str(args.predicted), str(args.truth))))

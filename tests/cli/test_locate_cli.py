@@ -292,6 +292,37 @@ def test_real_series_t12_and_l3_within_one_vertebral_body(shared_data, tmp_path,
     assert t12.source in ("spine count", f"slice_locator v{version}") and t12.status != "not_in_scan"
 
 
+def test_real_series_t10_in_view_is_not_found_never_not_in_scan(shared_data, tmp_path, capsys, monkeypatch):
+    """ACRIN 001 reaches up into the chest (its top slice ~65 mm above T11's upper disc), but the count names
+    T11–S1 only: T10 is in view and nobody found it, which the CSV on disk must say ("not_found"), not
+    "not in scan"; T1, far above the top slice, is not in the scan. No network has a T1/T10 channel: the
+    model is never loaded."""
+    import csv
+
+    series = shared_data / "ct" / ACRIN
+    if not series.is_dir():
+        pytest.skip(f"{series} is absent")
+
+    def no_model(name):
+        raise AssertionError("the model was loaded for levels only the count places")
+
+    monkeypatch.setattr("ctviewer.commands.locate.load_locator", no_model)
+    out = tmp_path / "picks.csv"
+    assert main(["locate", str(series), "--levels", "T1,T10,T11", "-o", str(out)]) == 0
+    std = capsys.readouterr()
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = {row["level"]: row for row in csv.DictReader(fh)}
+    assert (rows["T10"]["status"], rows["T10"]["slice_index"], rows["T10"]["source"]) == \
+        ("not_found", "", "spine count")
+    assert (rows["T1"]["status"], rows["T1"]["slice_index"]) == ("not_in_scan", "")
+    assert rows["T11"]["status"] == "predicted" and 79 <= int(rows["T11"]["slice_index"]) <= 86
+    assert "T10 in view, not found — check" in std.out and "T10 not in scan" not in std.out
+    assert "T10: in view, not found — check: the scan covers T10's height" in std.err
+    assert "T1: not in scan: T1's middle would lie near z" in std.err
+    audit = [json.loads(line) for line in (tmp_path / "picks.audit.jsonl").read_text().splitlines()]
+    assert any(a["level"] == "T10" and a["new"]["status"] == "not_found" and "in view" in a["note"] for a in audit)
+
+
 def test_levels_only_the_count_places_start_no_network(tmp_path, capsys, monkeypatch):
     """``--levels L1,S1``: the shipped locator has no channel for either (its card says so), so the model
     is never loaded; the count places both."""

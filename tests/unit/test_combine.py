@@ -141,10 +141,58 @@ def test_levels_the_network_has_no_channel_for_come_from_the_count():
     l1, s1 = out["L1"].pick, out["S1"].pick
     assert (l1.slice_index, l1.source, l1.status) == (55, SPINE_COUNT, "predicted")
     assert "no L1 channel" in out["L1"].note
-    # the count names no S1 here: not in scan, said by the count
-    assert (s1.slice_index, s1.source, s1.status, s1.confidence) == (None, SPINE_COUNT, "not_in_scan", None)
-    assert "names no whole vertebra" in out["S1"].note
+    # the count names no S1, but the scan reaches 75 mm below L3's lower disc: L4, L5 and S1's middle lie in
+    # view, so S1 is "in view, not found", never "not in scan"
+    assert (s1.slice_index, s1.source, s1.status, s1.confidence) == (None, SPINE_COUNT, "not_found", None)
+    assert "names no whole vertebra" in out["S1"].note and "3 vertebrae below L3" in out["S1"].note
+    assert level_remark(s1) == "in view, not found — check" and not s1.in_scan
     assert out["L3"].pick == _net("L3", 35)
+
+
+def test_a_level_in_view_that_nobody_named_is_not_found_and_one_beyond_the_edge_not_in_scan():
+    """The count named L1–L3 (25 mm each) and the scan reaches 50 mm above L1: T12 and T11 lie in view
+    although the network says "not in scan" for T12 and the count named neither; T1, some 250 mm higher,
+    is really not in the scan."""
+    count = SpineCount(vertebrae=[_vertebra("L1", 50, 60), _vertebra("L2", 40, 50), _vertebra("L3", 30, 40)],
+                       counts=("sacrum",))
+    out = _combine([_net("T12", None, 0.04), _net("L3", 35)], count=count, levels=("T1", "T11", "T12", "L3"))
+    t12, t11, t1 = out["T12"].pick, out["T11"].pick, out["T1"].pick
+    # the network's row, with the count's verdict: no slice, its low confidence and its source kept
+    assert (t12.status, t12.slice_index, t12.confidence, t12.source) == ("not_found", None, 0.04,
+                                                                         "slice_locator v4")
+    # T12's middle: L1's upper disc (z −150) + 29 mm × (25 / 31) / 2 = z −138, slice 65
+    assert out["T12"].note == ("in view, not found — check: the scan covers T12's height (its middle expected "
+                               "near slice 65, z -138 mm, 1 vertebra above L1 as counted), but neither the "
+                               "locator nor the vertebra count names it")
+    assert (t11.status, t11.source) == ("not_found", SPINE_COUNT) and "2 vertebrae above L1" in out["T11"].note
+    assert (t1.status, t1.slice_index) == ("not_in_scan", None)
+    assert out["T1"].note.startswith("not in scan: T1's middle would lie near z ") and "top edge" in out["T1"].note
+    assert out["L3"].pick == _net("L3", 35)
+
+
+def test_a_level_just_above_the_scans_top_is_not_in_scan():
+    """L1's upper disc is the scan's top slice: T12's middle would lie ~12 mm above it."""
+    count = SpineCount(vertebrae=[_vertebra("L1", 70, 80), _vertebra("L2", 60, 70)], counts=("sacrum",))
+    out = _combine([_net("T12", None), _net("L3", None)], count=count, levels=("T12", "T11"))
+    assert out["T12"].pick.status == out["T11"].pick.status == "not_in_scan"
+    assert out["T12"].note == ("not in scan: T12's middle would lie near z -88 mm (1 vertebra above L1 as "
+                               "counted), 12 mm beyond the scan's top edge")
+
+
+def test_with_no_vertebra_named_the_networks_not_in_scan_stands_and_count_only_levels_are_not_found():
+    """A chest crop: the count sees whole vertebrae but neither the last rib nor the sacrum, so nothing says
+    where a level lies: the network's "not in scan" for L3 stands; T5, which only the count could place,
+    may be any of the unnamed vertebrae."""
+    unnamed = SpineCount(vertebrae=[replace(_vertebra("", 50, 60), level_from_sacrum=""),
+                                    replace(_vertebra("", 40, 50), level_from_sacrum="")],
+                         flags=["neither the last rib nor the sacrum in view to count from"])
+    l3 = _net("L3", None, 0.02)
+    out = _combine([l3], count=unnamed, levels=("L3", "T5"))
+    assert out["L3"].pick == l3 and out["L3"].note.startswith("not cross-checked with the vertebra count")
+    assert out["T5"].pick.status == "not_found"
+    assert out["T5"].note == ("in view, not found — check: the vertebra count found 2 whole vertebrae but could "
+                              "name none (neither the last rib nor the sacrum in view to count from), and T5 may "
+                              "be among them")
 
 
 # -- on synthetic torsos, counted for real ----------------------------------------------------------

@@ -166,6 +166,20 @@ def test_evaluation_errors_in_mm_and_slices():
     assert "1 agreed; 1 said absent but present; 1 given a slice but absent" in text
 
 
+def test_in_view_not_found_is_counted_apart_never_as_said_absent():
+    """A prediction "in view, not found" gives no slice but claims no absence: it is neither a miss nor an
+    agreement on absence; a truth row that says so has no answer to compare with and is left out."""
+    truth = [_p("a", "L3", 40, -100.0, 2.5), _p("b", "L3", None), _p("c", "L3", None, status="not_found")]
+    predicted = [_p("a", "L3", None, status="not_found"), _p("b", "L3", None, status="not_found"),
+                 _p("c", "L3", 12, 0.0, 2.5)]
+    result = evaluate(predicted, truth)
+    r = result.levels["L3"]
+    assert (r.matched, r.both_absent, r.missed, r.false_found, r.not_found) == (0, 0, 0, 0, 2)
+    text = "\n".join(report_lines(result, "p.csv", "t.csv"))
+    assert "in view, not found  2 predicted without a slice" in text
+    assert "1 truth row(s) in view but not found (no slice) were left out" in text
+
+
 def test_seed_truth_gives_errors_in_slices_only(tmp_path):
     (tmp_path / "t.csv").write_text("exam_id,L3_slice_num,T12_slice_num\na,40,90\nb,12,\n")
     truth, kind = read_truth(tmp_path / "t.csv")

@@ -126,6 +126,7 @@ GOOD = "case1,L3,41,-120.5,88,2.5,0.625,m v1,0.83,predicted,"
     (f"{HEADER}\ncase1,L3,41,,,,,m,1.8,predicted,\n", "line 2: confidence 1.8 must be at most 1"),
     (f"{HEADER}\ncase1,L3,,,,,,m,0.8,accepted,\n", "line 2: status accepted needs a slice_index"),
     (f"{HEADER}\ncase1,L3,41,,,,,m,0.1,not_in_scan,\n", "line 2: status not_in_scan but slice_index 41"),
+    (f"{HEADER}\ncase1,T10,41,,,,,m,,not_found,\n", "line 2: status not_found but slice_index 41"),
     (f"{HEADER}\ncase1,L3,41,,,,,m,0.8,accepted,yesterday\n", "line 2: reviewed_at 'yesterday'"),
     (f"{HEADER}\n{GOOD}\n\n{GOOD}\n", "line 4: a second row for case1 L3 (the first is on line 2)"),
     (f"{HEADER}\ncase1,L3,41\n", "line 2: 3 fields, the header has 11"),
@@ -204,3 +205,25 @@ def test_any_vertebra_a_disagreement_and_its_note_are_on_disk(tmp_path):
     assert picks.export_seed(tmp_path / "t12.csv", level="T12") == 0
     assert picks.export_seed(tmp_path / "s1.csv", level="S1") == 1
     assert (tmp_path / "s1.csv").read_text() == "exam_id,S1_slice_num\ncase012,20\n"
+
+
+def test_in_view_not_found_rows_round_trip_have_no_slice_and_stay_out_of_the_seed_export(tmp_path):
+    """``not_found`` (in view, not found — check) is its own status on disk, not "not in scan"; a CSV written
+    before it existed still reads."""
+    path = tmp_path / "p.csv"
+    old = f"{HEADER}\n{GOOD}\ncase1,T12,,,,,,m,0.05,not_in_scan,\ncase2,L3,40,,,,,m,0.9,levels_disagree,\n"
+    path.write_text(old)
+    picks = PicksFile.open(path)
+    assert [p.status for p in picks.picks] == ["predicted", "not_in_scan", "levels_disagree"]
+    missed = _pick("case1", "T10", slice_index=None, z_mm=None, instance_number=None, source="spine count",
+                   confidence=None, status="not_found")
+    picks.set(missed, action="predict")
+    assert _rows(path)[-1] == ["case1", "T10", "", "", "", "2.5", "0.625", "spine count", "", "not_found", ""]
+    again = read_picks_csv(path)[0]
+    assert again[-1] == missed and not missed.in_scan and not missed.is_reviewed
+    PicksFile.open(path).set(_pick("case1", "T10", status="predicted", slice_index=50), action="predict")
+    assert PicksFile.open(path).get("case1", "T10").slice_index == 50
+    picks = PicksFile.open(path)
+    picks.set(missed, action="predict")
+    picks.export_seed(tmp_path / "t10.csv", level="T10")
+    assert (tmp_path / "t10.csv").read_text() == "exam_id,T10_slice_num\n"

@@ -22,8 +22,16 @@ give one final pick and a note saying why it is what it is. The rules:
    vertebra needs, the level is on a body the scan cuts: ``levels_disagree``, never a confident answer.
 7. **Otherwise the count cannot check** (it failed, or it names no vertebra of this level without rule 6
    applying): the network's answer stands, with why in the note.
-8. **Levels the network has no channel for** come from the count alone (rule 2, or ``not_in_scan`` with
-   source ``spine count`` and the reason where the count does not name them).
+8. **Levels the network has no channel for** come from the count alone (rule 2, or rule 9 where the count
+   does not name them; source ``spine count``).
+9. **Neither names the level** (the network says "not in scan" or has no channel, the count names no
+   vertebra of it): where the level should lie is reckoned from the nearest vertebra the count named, one
+   typical height (:data:`TYPICAL_HEIGHT_MM`, scaled by that vertebra's own) per level in between. Where
+   that middle lies within the scan, the level is in view and nobody found it: ``not_found`` ("in view,
+   not found — check"), never a confident "not in scan". Beyond the scan's edge it is ``not_in_scan``,
+   with how far. Where the count named no vertebra (no last rib, no sacrum in view) nothing says where a
+   level lies: the network's "not in scan" stands, and a level only the count could have placed is
+   ``not_found`` (the count's unnamed vertebrae may be it).
 
 Notes are written to the audit trail (``NAME.audit.jsonl``) and printed; the CSV's columns stay as they
 are. Only ``slice_z_mm``, ``instance_numbers``, ``slice_thickness_mm`` and ``slice_spacing_mm`` of the
@@ -34,13 +42,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ctviewer.workflows.slice_locator.picks import LEVELS_DISAGREE, Pick
+import numpy as np
+
+from ctviewer.workflows.slice_locator.picks import KNOWN_LEVELS, LEVELS_DISAGREE, NOT_FOUND, Pick, level_order
 
 #: ``source`` of a pick that came from the vertebra count.
 SPINE_COUNT = "spine count"
 #: What ``levels_disagree`` reads as, wherever a person sees it.
 DISAGREE_TEXT = "levels disagree — check"
 FROM_COUNT_TEXT = "from the spine count"
+#: What ``not_found`` reads as: the scan covers the level's height, but neither the network nor the count
+#: named it.
+NOT_FOUND_TEXT = "in view, not found — check"
+#: Typical height (mm) of each vertebral body with the disc below it, adult spine, from the head down:
+#: thoracic bodies grow from ~15 to ~24 mm, lumbar ones are ~27 mm with ~9 mm discs. Only their ratios
+#: matter: they are scaled by the height the count measured on the nearest vertebra it named.
+TYPICAL_HEIGHT_MM = dict(zip(KNOWN_LEVELS, (19, 20, 20, 21, 21, 22, 23, 24, 25, 26, 27, 29,
+                                            31, 33, 34, 35, 34, 30)))
 #: How the count's reason starts where it finds no spine (vertebrae.NO_SPINE; not imported: this module
 #: stays free of the count's imports).
 NO_SPINE = "no spine found"
@@ -72,6 +90,8 @@ def combine(network: dict[str, Pick], count, levels, exam_id: str, projections) 
             if doubt:
                 out.append(Combined(replace(pick, status=LEVELS_DISAGREE),
                                     f"{DISAGREE_TEXT}: the locator picked slice {pick.slice_index}, {doubt}"))
+            elif not pick.in_scan and count is not None and count.found:
+                out.append(_unnamed(pick, count, projections))
             else:
                 out.append(Combined(pick, _why_not_counted(count, level, pick)))
             continue
@@ -139,6 +159,55 @@ def _why_not_counted(count, level: str, pick: Pick) -> str:
     return "not cross-checked: the vertebra count names no whole vertebra of this level in the scan"
 
 
+def expected_centre(level: str, count):
+    """(z in mm, the named vertebra it was reckoned from) of where ``level``'s middle should lie, from the
+    nearest vertebra the count named (rule 9); None where the count named none."""
+    named = [v for v in count.vertebrae if v.level in TYPICAL_HEIGHT_MM]
+    if not named or level not in TYPICAL_HEIGHT_MM:
+        return None
+    target = level_order(level)
+    v = min(named, key=lambda v: abs(level_order(v.level) - target))
+    here = level_order(v.level)
+    if here == target:
+        return v.centre_mm, v
+    # a body a third shorter or twice as tall as is typical is more likely a count's mistake than a spine
+    scale = min(max(v.height_mm / TYPICAL_HEIGHT_MM[v.level], 0.6), 1.6)
+    between = KNOWN_LEVELS[min(here, target) + 1:max(here, target)]
+    reach = scale * (sum(TYPICAL_HEIGHT_MM[lv] for lv in between) + TYPICAL_HEIGHT_MM[level] / 2)
+    return (v.top_mm + reach if target < here else v.bottom_mm - reach), v
+
+
+def _unnamed(pick: Pick, count, projections) -> Combined:
+    """A level nobody placed, with a spine in view: in view but not found, or not in scan (rule 9)."""
+    level = pick.level
+    own = pick.source != SPINE_COUNT           # the network has a channel for it, and said "not in scan"
+    who = "neither the locator nor the vertebra count names it" if own else \
+        "the locator has no channel for it and the vertebra count names no whole vertebra of it"
+    expected = expected_centre(level, count)
+    if expected is None:
+        if own:    # nothing says where the level lies: the network's answer stands (rule 7)
+            return Combined(pick, f"not cross-checked with the vertebra count: {count.summary()}")
+        return Combined(replace(pick, status=NOT_FOUND),
+                        f"{NOT_FOUND_TEXT}: the vertebra count found {len(count.vertebrae)} whole vertebrae but "
+                        f"could name none ({'; '.join(count.flags) or 'no last rib or sacrum in view'}), and "
+                        f"{level} may be among them")
+    z, v = expected
+    z_all = projections.slice_z_mm
+    top, bottom = float(max(z_all)), float(min(z_all))
+    steps = abs(level_order(level) - level_order(v.level))
+    side = "above" if level_order(level) < level_order(v.level) else "below"
+    counted = f"{steps} vertebra{'e' if steps > 1 else ''} {side} {v.level} as counted"
+    if bottom <= z <= top:
+        k = int(abs(np.asarray(z_all, dtype=float) - z).argmin())
+        return Combined(replace(pick, status=NOT_FOUND),
+                        f"{NOT_FOUND_TEXT}: the scan covers {level}'s height (its middle expected near slice {k}, "
+                        f"z {z:.0f} mm, {counted}), but {who}")
+    edge, gap = ("top", z - top) if z > top else ("bottom", bottom - z)
+    return Combined(replace(pick, status="not_in_scan"),
+                    f"not in scan: {level}'s middle would lie near z {z:.0f} mm ({counted}), {gap:.0f} mm "
+                    f"beyond the scan's {edge} edge")
+
+
 def _doubt_without_vertebra(pick: Pick, count, projections) -> str:
     """Why a level the network places, and the count does not name, is no answer (rules 5 and 6); ''
     where the count has nothing against it."""
@@ -162,12 +231,14 @@ def _doubt_without_vertebra(pick: Pick, count, projections) -> str:
 
 
 def level_remark(pick: Pick | None) -> str:
-    """What a person must know about a pick beyond its slice: "levels disagree — check", "from the
-    spine count", or ''."""
+    """What a person must know about a pick beyond its slice: "levels disagree — check", "in view, not
+    found — check", "from the spine count", or ''."""
     if pick is None:
         return ""
     if pick.status == LEVELS_DISAGREE:
         return DISAGREE_TEXT
+    if pick.status == NOT_FOUND:
+        return NOT_FOUND_TEXT
     if pick.source == SPINE_COUNT and pick.in_scan and not pick.is_reviewed:
         return FROM_COUNT_TEXT
     return ""

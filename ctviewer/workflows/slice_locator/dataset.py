@@ -345,7 +345,8 @@ def samples_from_picks(csv_path: str | Path, levels=("L3", "T12"), cache_dir: Pa
     """One sample per study of a picks CSV with at least one level a person decided.
 
     Accepted and corrected rows give the level's row; a reviewed ``not_in_scan`` row says the level is
-    absent; predicted, flagged or missing rows leave the level unknown (left out of the loss).
+    absent; predicted, flagged, ``levels_disagree``, ``not_found`` (in view, not found: present, but
+    nobody placed it) or missing rows leave the level unknown (left out of the loss).
     Studies whose file is missing are skipped with a line in ``warnings``.
     """
     from ctviewer.workflows.slice_locator.picks import PicksFile

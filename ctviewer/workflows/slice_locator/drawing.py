@@ -15,6 +15,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ctviewer.io.atomic import atomic_path
+from ctviewer.workflows.slice_locator.combine import NOT_FOUND_TEXT
+from ctviewer.workflows.slice_locator.picks import NOT_FOUND
 
 #: One colour per level, the same in every picture (and for the review window to reuse).
 LEVEL_COLOURS = {"L3": (255, 90, 70), "T12": (70, 190, 255)}
@@ -56,7 +58,8 @@ def projections_image(projections, picks, title: str = "") -> Image.Image:
         colour = LEVEL_COLOURS.get(pick.level, _OTHER_COLOUR)
         confidence = "" if pick.confidence is None else f" {pick.confidence:.2f}"
         if not pick.in_scan:
-            notes.append(f"{pick.level}: not in scan{confidence}")
+            absent = NOT_FOUND_TEXT if pick.status == NOT_FOUND else "not in scan"
+            notes.append(f"{pick.level}: {absent}{confidence}")
             continue
         z = pick.z_mm if pick.z_mm is not None else float(projections.slice_z_mm[pick.slice_index])
         y = _HEADER + int(round((projections.z_to_row(z) + 0.5) * scale))

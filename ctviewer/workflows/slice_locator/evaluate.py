@@ -10,7 +10,9 @@ Rows are matched by exam_id and level. Errors are signed (predicted − truth; +
 The truth may be a picks CSV or the seed's ``exam_id,L3_slice_num`` (and/or ``T12_slice_num``)
 file; the seed's has no geometry, so its errors are in slices only (an empty cell there means the
 level is not in the scan). Agreement on absence is counted apart: both say "not in scan", the
-prediction missed a level that is there, or it found one that is not.
+prediction missed a level that is there, or it found one that is not. A prediction "in view, not found"
+(``not_found``: no slice, but no claim of absence either) is counted on its own; a truth row that says
+so, or is flagged, has no answer to compare with and is left out.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from ctviewer.errors import InputError
 from ctviewer.io import csv_safe
-from ctviewer.workflows.slice_locator.picks import LEVELS, Pick, read_picks_csv
+from ctviewer.workflows.slice_locator.picks import LEVELS, NOT_FOUND, Pick, read_picks_csv
 
 SEED_SUFFIX = "_slice_num"
 
@@ -40,6 +42,8 @@ class LevelErrors:
     missed: int = 0
     #: Truth says not in scan, the prediction gives a slice.
     false_found: int = 0
+    #: The prediction says "in view, not found" (no slice, no claim of absence).
+    not_found: int = 0
     #: Truth rows of this level that have no predicted row.
     unpredicted: int = 0
 
@@ -119,6 +123,11 @@ def evaluate(predicted: list[Pick], truth: list[Pick], levels=None, truth_format
         notes.append(f"{len(flagged)} truth row(s) flagged for a second look were left out")
         for key in flagged:
             del ref[key]
+    unplaced = [k for k, p in ref.items() if p.status == NOT_FOUND]
+    if unplaced:
+        notes.append(f"{len(unplaced)} truth row(s) in view but not found (no slice) were left out")
+        for key in unplaced:
+            del ref[key]
     unreviewed = sum(p.status == "predicted" for p in ref.values())
     if unreviewed:
         notes.append(f"{unreviewed} truth row(s) are unreviewed predictions (status predicted)")
@@ -133,6 +142,9 @@ def evaluate(predicted: list[Pick], truth: list[Pick], levels=None, truth_format
         slices, mm = [], []
         for key in sorted(k for k in ref if k[1] == level and k in pred):
             p, t = pred[key], ref[key]
+            if p.status == NOT_FOUND:
+                result.not_found += 1
+                continue
             if not t.in_scan:
                 result.both_absent += not p.in_scan
                 result.false_found += p.in_scan
@@ -175,6 +187,8 @@ def report_lines(result: Evaluation, predicted_name: str, truth_name: str) -> li
             lines.append("  error mm     not known (truth rows without z_mm or spacing_mm)")
         lines.append(f"  not in scan  {r.both_absent} agreed; {r.missed} said absent but present; "
                      f"{r.false_found} given a slice but absent")
+        if r.not_found:
+            lines.append(f"  in view, not found  {r.not_found} predicted without a slice (a person must place them)")
         if r.unpredicted:
             lines.append(f"  {r.unpredicted} truth row(s) of studies in the prediction have no {level} prediction")
     if not result.levels:

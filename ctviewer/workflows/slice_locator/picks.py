@@ -36,7 +36,12 @@ KNOWN_LEVELS = tuple(f"T{n}" for n in range(1, 13)) + tuple(f"L{n}" for n in ran
 #: ``levels_disagree``: the locator and the vertebra count (or the count's two ways of naming) do not
 #: agree; shown as "levels disagree — check" and never taken as an answer until a person decides.
 LEVELS_DISAGREE = "levels_disagree"
-STATUSES = ("predicted", "accepted", "corrected", "flagged", "not_in_scan", LEVELS_DISAGREE)
+#: ``not_found``: the scan covers the level's height but neither the locator nor the vertebra count named
+#: it; shown as "in view, not found — check", no slice. ``not_in_scan`` says the scan does not reach it.
+NOT_FOUND = "not_found"
+STATUSES = ("predicted", "accepted", "corrected", "flagged", "not_in_scan", LEVELS_DISAGREE, NOT_FOUND)
+#: Statuses without a slice (the level was not placed).
+NO_SLICE = ("not_in_scan", NOT_FOUND)
 #: Statuses only a person sets: such a row is never replaced by a new prediction.
 REVIEWED_STATUSES = ("accepted", "corrected", "flagged")
 CSV_COLUMNS = ["exam_id", "level", "slice_index", "z_mm", "instance_number", "slice_thickness_mm",
@@ -44,7 +49,7 @@ CSV_COLUMNS = ["exam_id", "level", "slice_index", "z_mm", "instance_number", "sl
 PATIENT_NAME_COLUMN = "patient_name"
 #: ``source`` of a pick a person set by hand.
 MANUAL = "manual"
-#: Statuses that need a slice; ``not_in_scan`` must have none.
+#: Statuses that need a slice; ``not_in_scan`` and ``not_found`` must have none.
 _NEEDS_SLICE = ("predicted", "accepted", "corrected", LEVELS_DISAGREE)
 
 
@@ -82,7 +87,7 @@ class Pick:
 
     @property
     def in_scan(self) -> bool:
-        return self.status != "not_in_scan" and self.slice_index is not None
+        return self.status not in NO_SLICE and self.slice_index is not None
 
     def reviewed(self, status: str, **changes) -> "Pick":
         """A copy with a person's decision: ``status``, ``reviewed_at`` now, and ``changes``."""
@@ -192,7 +197,7 @@ class PicksFile:
     def export_seed(self, path: str | Path, level: str = "L3") -> int:
         """Write the seed's ``exam_id,L3_slice_num`` CSV (or T12); returns the rows written.
 
-        Rows without a slice (not in scan), flagged rows (waiting for a second look) and rows whose
+        Rows without a slice (not in scan, or in view but not found), flagged rows (waiting for a second look) and rows whose
         levels disagree are left out: the seed's format has no way to say "absent" or "unsure".
         """
         if level not in KNOWN_LEVELS:
@@ -367,8 +372,8 @@ def _pick_problem(pick: Pick) -> str:
         return f"unknown status '{pick.status}' (known: {', '.join(STATUSES)})"
     if pick.status in _NEEDS_SLICE and pick.slice_index is None:
         return f"status {pick.status} needs a slice_index"
-    if pick.status == "not_in_scan" and pick.slice_index is not None:
-        return f"status not_in_scan but slice_index {pick.slice_index}: clear the slice or change the status"
+    if pick.status in NO_SLICE and pick.slice_index is not None:
+        return f"status {pick.status} but slice_index {pick.slice_index}: clear the slice or change the status"
     return ""
 
 
