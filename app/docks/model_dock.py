@@ -247,7 +247,8 @@ class ModelDock(QDockWidget):
                                      if self.training else "Train a new model")
         pick = self._pick_at(self.picks_table.currentRow())
         self.go_button.setEnabled(pick is not None and pick.in_scan)
-        self.go_button.setToolTip("" if pick is None or pick.in_scan else f"{pick.level} is not in this scan")
+        self.go_button.setToolTip("" if pick is None or pick.in_scan else f"{pick.level} is in view but was not found"
+                                  if pick.status == "not_found" else f"{pick.level} is not in this scan")
         review = self._review_blocker()
         self.review_button.setEnabled(not review)
         self.review_button.setToolTip(review or "Check and correct the picks in the review window "
@@ -357,7 +358,8 @@ class ModelDock(QDockWidget):
             self.tabs.setCurrentIndex(0)
         if not quiet:
             for pick in self.picks:
-                where = (f"slice {pick.slice_index} (z {pick.z_mm:.1f} mm)" if pick.in_scan else "not in scan")
+                where = (f"slice {pick.slice_index} (z {pick.z_mm:.1f} mm)" if pick.in_scan
+                         else "not placed" if pick.status == "not_found" else "not in scan")
                 confidence = "" if pick.confidence is None else f", confidence {pick.confidence:.0%}"
                 remark = level_remark(pick)
                 note = (notes or {}).get(pick.level, "")
@@ -384,7 +386,8 @@ class ModelDock(QDockWidget):
         if pick is None or self.study is None:
             return False
         if not pick.in_scan:
-            self.error.emit(f"{pick.level} is not in this scan")
+            self.error.emit(f"{pick.level} is in view but was not found: no slice to go to"
+                            if pick.status == "not_found" else f"{pick.level} is not in this scan")
             return False
         _, y, x = self.study.cursor
         self.study.cursor = (pick.slice_index, y, x)

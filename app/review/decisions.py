@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ctviewer.workflows.slice_locator.combine import SPINE_COUNT
-from ctviewer.workflows.slice_locator.picks import MANUAL, Pick
+from ctviewer.workflows.slice_locator.picks import MANUAL, NOT_FOUND, Pick
 
 
 def empty_pick(exam_id: str, level: str, projections=None) -> Pick:
@@ -23,8 +23,9 @@ def empty_pick(exam_id: str, level: str, projections=None) -> Pick:
 
 def accept(pick: Pick) -> tuple[Pick, str] | None:
     """Accept the pick as it is; None where there is nothing new to write (already decided: a
-    correction stays a correction) or nothing to accept (a level never placed)."""
-    if (pick.slice_index is None and not pick.source) or pick.status == "corrected":
+    correction stays a correction) or nothing to accept (a level never placed, or one in view that
+    nobody found: accepting must not turn it into "not in scan"; place it, or say X)."""
+    if (pick.slice_index is None and not pick.source) or pick.status in ("corrected", NOT_FOUND):
         return None
     if pick.is_reviewed and pick.status != "flagged":   # a flag is cleared by accepting after the second look
         return None
@@ -73,6 +74,8 @@ def state_of(pick: Pick | None) -> str:
         return "none"
     if pick.status == "not_in_scan" and not pick.reviewed_at:
         return "not_in_scan?"   # the model says absent; nobody has confirmed it
+    if pick.status == NOT_FOUND:
+        return NOT_FOUND        # in view, but nothing placed it: a person must
     if pick.status == "predicted" and pick.source == SPINE_COUNT:
         return "from_count"     # the network missed it; the vertebra count placed it
     return pick.status

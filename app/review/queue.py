@@ -28,6 +28,8 @@ STATE_LOOK = {
     "not_in_scan?": ("not in scan?", (150, 115, 20)),
     # the network and the vertebra count disagree: never a confident answer, a person must look
     "levels_disagree": ("levels disagree — check", (190, 60, 20)),
+    # in view but neither the network nor the count placed it: a person must, never read as "not in scan"
+    "not_found": ("in view, not found — check", (175, 75, 25)),
     "from_count": ("from the spine count", (120, 110, 30)),
 }
 

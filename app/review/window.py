@@ -3,8 +3,9 @@
 Left, the queue (state of each level, progress). Right, the current study: frontal and sagittal
 projections with a line per level and a green tick named by its level at every vertebra the classical
 count found, beside the axial slice at the active level's pick. Under the study's name, its status: the
-count in a few words, and each pick whose levels disagree ("levels disagree — check") or that came
-from the spine count rather than the network. Keys (also in
+count in a few words, and each pick whose levels disagree ("levels disagree — check"), that is in view
+but nobody found ("in view, not found — check": place it, or press X), or that came from the spine count
+rather than the network. Keys (also in
 the Review menu and the help line): Enter accepts the active level and moves on, Up/Down move its pick
 one slice (Shift: five), Tab switches level, F flags, X or 0 says "not in scan", N/P change study.
 Every decision is written to the picks CSV at once (:meth:`PicksFile.set`: atomic, with an audit
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QProgressBar, QPushButton, QSplitter, QVBoxLayout,
@@ -27,7 +29,8 @@ from app.review.projection_view import ProjectionView, level_colour
 from app.review.queue import QueueTable, ReviewQueue
 from app.review.sources import ReviewSource, open_review
 from ctviewer.errors import InputError
-from ctviewer.workflows.slice_locator.combine import combine, level_remark
+from ctviewer.workflows.slice_locator.combine import combine, expected_centre, level_remark
+from ctviewer.workflows.slice_locator.picks import NOT_FOUND
 
 HELP = ("Enter accept   ↑/↓ move 1 slice (Shift: 5)   drag a line   Tab next level   F flag for a second look   "
         "X or 0 not in scan   N/P next/previous study")
@@ -246,10 +249,20 @@ class ReviewWindow(QMainWindow):
                 continue
             v = spine.find(level) if spine is not None and spine.found else None
             where = f" (the count: slices {v.bottom_slice}–{v.top_slice})" if v is not None else ""
+            if pick is not None and pick.status == NOT_FOUND and spine is not None and spine.found:
+                where = self._expected_text(level, spine)
             lines.append(f"{level}: {remark}{where}")
         if self.loaded is not None:
             lines.append(count_text(spine) or "count: " + "; ".join(self.loaded.warnings or ["not made"]))
         return "\n".join(lines)
+
+    def _expected_text(self, level: str, spine) -> str:
+        """`` (expected near slice 89)``: where the count reckons a level nobody found should lie."""
+        expected = expected_centre(level, spine)
+        if expected is None:
+            return ""
+        k = int(np.abs(np.asarray(self.loaded.projections.slice_z_mm, dtype=float) - expected[0]).argmin())
+        return f" (expected near slice {k})"
 
     def _update_progress(self) -> None:
         r, g, b = level_colour(self.active_level)
@@ -315,7 +328,9 @@ class ReviewWindow(QMainWindow):
         return True
 
     def _say_not_placed(self) -> None:
-        self.statusBar().showMessage(f"{self.active_level} is not placed: move or drag its line, "
+        pick = self.picks.get(self.exam_id, self.active_level) if self.exam_id else None
+        what = "is in view but was not found" if pick is not None and pick.status == NOT_FOUND else "is not placed"
+        self.statusBar().showMessage(f"{self.active_level} {what}: move or drag its line, "
                                      "or press X if it is not in the scan", 8000)
 
     def _need_study(self) -> bool:

@@ -509,3 +509,44 @@ def test_a_csv_with_other_levels_reviews_them_too(open_window, counted_scan, tmp
     key(win, Qt.Key.Key_Return)
     assert (on_disk(picks.path, "abdomen", "L1").status, on_disk(picks.path, "abdomen", "L1").source) == \
         ("accepted", "spine count")
+
+
+def test_a_level_in_view_that_nobody_found_needs_a_look_never_reads_not_in_scan(open_window, counted_scan, tmp_path,
+                                                                                qtbot):
+    """A row ``ctviewer locate`` wrote as ``not_found`` (the scan covers the level, neither the network nor the
+    count placed it): the queue says "in view, not found — check" in the colour of a pick to look at, the
+    study's status says where the count expects it, Enter cannot accept it as "not in scan", and placing it
+    by hand writes a correction to the CSV on disk."""
+    from app.review.queue import STATE_LOOK
+    from ctviewer.workflows.slice_locator.combine import expected_centre
+    from ctviewer.workflows.slice_locator.picks import KNOWN_LEVELS, level_order
+
+    path, torso, count = counted_scan
+    above = KNOWN_LEVELS[level_order(count.vertebrae[0].level) - 1]    # the level above the highest counted
+    picks = PicksFile.create(tmp_path / "picks.csv")
+    picks.set_study_path("abdomen", path)
+    z = [float(torso.image.index_to_lps((k, 0, 0))[2]) for k in range(torso.image.shape[0])]
+    missed = Pick("abdomen", above, None, None, None, 5.0, 5.0, "spine count", None, "not_found")
+    picks.set_many([predicted("abdomen", "L3", torso.levels["L3"].slice, z, 0.9),
+                    predicted("abdomen", "T12", torso.levels["T12"].slice, z, 0.8), missed], "predict")
+    win = open_window([picks.path], predict=False)
+    qtbot.waitUntil(lambda: win.loaded.spine is not None, timeout=5000)
+    assert win.queue.levels == ("L3", "T12", above)
+    text, colour = STATE_LOOK["not_found"]
+    assert win.table.level_text(0, above) == text == "in view, not found — check"
+    cell = win.table.item(0, 1 + win.queue.levels.index(above))
+    assert cell.background().color().getRgb()[:3] == colour != STATE_LOOK["not_in_scan"][1]
+    assert not win.queue.is_reviewed("abdomen")
+    k = int(np.abs(np.asarray(z) - expected_centre(above, win.loaded.spine)[0]).argmin())
+    assert f"{above}: in view, not found — check (expected near slice {k})" in win.study_status.text()
+    # Enter has nothing to accept: the row on disk and its audit trail stay as they are
+    win.set_active_level(above)
+    n = len(audit_lines(picks.path))
+    key(win, Qt.Key.Key_Return)
+    assert on_disk(picks.path, "abdomen", above) == missed and len(audit_lines(picks.path)) == n
+    assert win.statusBar().currentMessage().startswith(f"{above} is in view but was not found")
+    # placed by hand (one slice up from mid-scan): a correction with a slice, reviewed
+    key(win, Qt.Key.Key_Up)
+    placed = on_disk(picks.path, "abdomen", above)
+    assert (placed.status, placed.source, placed.slice_index) == ("corrected", "manual", len(z) // 2 + 1)
+    assert win.table.level_text(0, above) == f"corrected {len(z) // 2 + 1}"
