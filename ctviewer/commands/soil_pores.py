@@ -157,7 +157,7 @@ def run_pores(args) -> int:
 
             found, pores = measure(cube, args.method, denoise=args.denoise, sample=args.sample_mask, n=args.n,
                                    progress=_part(bar, 0.0, 0.2))
-            spacing, source, name = cube.spacing, f"{found.threshold.method} threshold of {args.cube.name}", "pores"
+            spacing, source, name = cube.spacing, f"{_method_words(found.threshold.method)} of {args.cube.name}", "pores"
             del cube   # the pore statistics need only the pore mask
             stats = pore_stats(pores, spacing=spacing, connectivity=args.connectivity,
                                progress=_part(bar, 0.2, 1.0))
@@ -182,6 +182,11 @@ def run_pores(args) -> int:
         print(summary(stats, f"{name} (label {args.label} of {source})" if found is None else
                       f"pores ({source})"))
     return EXIT_OK
+
+
+def _method_words(method: str) -> str:
+    return {"threshold": "your threshold", "equal-bins": "object 1 of equal-width bins",
+            "multiotsu": "multi-Otsu threshold", "otsu": "Otsu's threshold"}.get(method, f"{method} threshold")
 
 
 def _part(bar, start: float, stop: float):

@@ -65,6 +65,8 @@ PEAK_PROMINENCE = 0.02
 VALLEY_DEPTH = 0.8
 #: Voxels per slab while counting (bincount makes an int64 copy of what it is given).
 _SLAB_VOXELS = 2_000_000
+#: Voxels per slab of non-local means (it works in float64 on a slab and its halo).
+NLM_SLAB_VOXELS = 1_000_000
 
 UNIMODAL = ("the histogram has one peak: pores and solid cannot be separated by the histogram — "
             "give a threshold (--method threshold:V)")
@@ -414,8 +416,7 @@ def _nl_means(array: np.ndarray, sigma: float, step) -> tuple[np.ndarray, dict]:
     out = np.empty_like(array)
     stack = array[None] if array.ndim < 3 else array
     target = out[None] if array.ndim < 3 else out
-    # slabs of ~1 M voxels: the filter works in float64 on a slab and its halo, not on the volume
-    per = max(1, 1_000_000 // max(1, int(np.prod(stack.shape[1:]))))
+    per = max(1, NLM_SLAB_VOXELS // max(1, int(np.prod(stack.shape[1:]))))
     for start in range(0, stack.shape[0], per):
         stop = min(start + per, stack.shape[0])
         step(0.05 + 0.9 * start / stack.shape[0], "Non-local means")

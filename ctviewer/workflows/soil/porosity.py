@@ -76,7 +76,8 @@ def sample_outline(values, threshold: float, progress: Progress | None = None,
         leaves_out.append(1.0 - hull.mean())
     step(1.0, "Finding the sample's outline")
     if not leaves_out:
-        raise InputError(f"no solid above the threshold {threshold:g} anywhere: no sample to outline")
+        return SampleOutline(None, f"no solid above the threshold {threshold:g}: no outline to detect — the "
+                                   f"whole volume is used", 1.0)
     if len(leaves_out) * OUTLINE_SLAB >= nz and max(leaves_out) < 1 - FILLS_VIEW:
         return SampleOutline(None, FILLS_NOTE, 1.0)
     fraction = float(np.count_nonzero(mask)) / mask.size
@@ -266,4 +267,6 @@ def uncertainty(hist: phases.Histogram, threshold: float) -> dict:
     out["methods"] = methods
     found = [m["porosity"] for m in methods.values() if m["porosity"] is not None]
     out["method_range"] = [min(found), max(found)] if len(found) == 2 else None
+    every = [out["minus_step"]["porosity"], out["plus_step"]["porosity"], float(hist.porosity_at(threshold)), *found]
+    out["range"] = [min(every), max(every)]   # what the porosity is reported as: its lowest to highest
     return out
