@@ -69,13 +69,22 @@ def _examine_multipage(path: Path) -> list[Loadable]:
             depth, height, width = _zyx(axes, shape)
             dtype = np.dtype(series.dtype)
             _check_same_size(tif, series, path, (height, width))
-    except InputError:
-        raise
+    except InputError as exc:
+        # offered, so that opening it says what is wrong instead of the photo reader showing some pages
+        return [Loadable(path, f"{path.name} — {exc.reason}", "tiff-stack", 0.95, _refusing(exc),
+                         meta={"supersedes": "photo"})]
     except Exception:  # a TIFF tifffile cannot parse: the photo reader reads it or says why not
         return []
     what = f"{path.name} — {depth} slices of {width}×{height} {dtype}"
     return [Loadable(path, what, "tiff-stack", 0.95, lambda progress=None, cancel=None:
                      _load_multipage(path, progress, cancel), n_slices=depth, meta={"supersedes": "photo"})]
+
+
+def _refusing(exc: InputError):
+    def load(progress=None, cancel=None) -> Volume:
+        raise exc
+
+    return load
 
 
 def _grey_stack(axes: str, shape: tuple[int, ...], page) -> bool:

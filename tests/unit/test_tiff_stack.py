@@ -188,3 +188,32 @@ def test_folder_of_colour_photos_is_not_a_stack(tmp_path):
         Image.fromarray(np.zeros((9, 11, 3), np.uint8)).save(folder / f"{n}.png")
     with pytest.raises(InputError, match="folder holds no image"):
         examine(folder)
+
+
+def test_multipage_tiff_with_a_page_of_another_size_is_refused(tmp_path):
+    path = tmp_path / "mixed.tif"
+    with tifffile.TiffWriter(path) as tif:
+        for width in (11, 11, 11, 11, 10, 11):
+            tif.write(np.zeros((9, width), np.uint16), photometric="minisblack", metadata=None)
+    with pytest.raises(InputError, match=r"mixed\.tif: pages of mixed sizes: page 5 is 10×9"):
+        read_volume(path)
+
+
+def test_ctviewer_info_on_a_folder_with_a_gap_exits_2_with_one_line(tmp_path):
+    folder = _folder(tmp_path, _cube((3, 9, 11)), numbers=[1, 2, 4])
+    done = subprocess.run([sys.executable, "-m", "app.main", "info", str(folder)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120,
+                          env={"CTVIEWER_BLOCK_QT": "1", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(folder) in lines[0] and "missing" in lines[0] and ": 3 (1 slice)" in lines[0]
+
+
+def test_sidecar_overrides_the_tags_and_says_so(tmp_path):
+    path = tmp_path / "core.tif"
+    tifffile.imwrite(path, _cube(), imagej=True, resolution=(1 / 12.5, 1 / 12.5),
+                     metadata={"spacing": 12.5, "unit": "micron", "axes": "ZYX"})
+    (tmp_path / "core.json").write_text(json.dumps({"spacing": [0.02, 0.02, 0.02]}))
+    volume = read_volume(path)
+    assert volume.spacing == (0.02, 0.02, 0.02)
+    assert any("sidecar" in w and "0.0125" in w for w in volume.warnings)
