@@ -117,7 +117,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         m = self.menuBar().addMenu("&File")
         self._action(m, "&Open file…", self.open_file_dialog, QKeySequence.StandardKey.Open)
-        self._action(m, "Open DICOM &folder…", self.open_folder_dialog, "Ctrl+Shift+O")
+        self._action(m, "Open &folder (DICOM series, numbered slices)…", self.open_folder_dialog, "Ctrl+Shift+O")
         self._action(m, "Open &thin-section folder…", self.thin_section_dock.open_folder_dialog)
         self._action(m, "Soil &cube and objects…", self.soil_dock.show_tab)
         self._action(m, "Open &demo study", self.opener.open_demo)
@@ -179,7 +179,7 @@ class MainWindow(QMainWindow):
             self.open_paths(paths)
 
     def open_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open DICOM folder")
+        folder = QFileDialog.getExistingDirectory(self, "Open a DICOM series or a folder of numbered slices")
         if folder:
             self.open_paths([folder])
 
