@@ -111,7 +111,7 @@ def _check_same_size(tif, series, path: Path, size: tuple[int, int]) -> None:
             continue  # thumbnails and pyramid levels are not slices
         if tuple(other.shape[-2:]) != size:
             h, w = (int(s) for s in other.shape[-2:])
-            raise InputError(f"pages of mixed sizes: page {page.index + 1} is {w}×{h}, the first "
+            raise InputError(f"pages of mixed sizes: page {page.index + 1} is {w}×{h}, the other "
                              f"{len(series.pages)} pages are {size[1]}×{size[0]}; a volume's slices "
                              "must all be one size", path)
 
@@ -244,29 +244,23 @@ def _slice_header(path: Path) -> tuple[int, int, np.dtype] | None:
 
 
 def _check_numbers(slices: list[_Slice], folder: Path) -> None:
-    numbers = [s.number for s in slices]
     for a, b in zip(slices, slices[1:]):
         if a.number == b.number:
             raise InputError(f"two slices numbered {a.number}: {a.path.name} and {b.path.name}", folder)
-    missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
-    if missing:
+    # gaps from neighbours, never a set of every number: names may hold dates or scan ids
+    gaps = [(a.number + 1, b.number - 1) for a, b in zip(slices, slices[1:]) if b.number - a.number > 1]
+    if gaps:
         raise InputError(f"slice numbers missing between {slices[0].path.name} and {slices[-1].path.name}: "
-                         f"{_number_list(missing)}; refused, since the slices either side of a gap would be "
+                         f"{_gap_list(gaps)}; refused, since the slices either side of a gap would be "
                          "put one step apart and every length along z would be wrong", folder)
 
 
-def _number_list(numbers: list[int]) -> str:
-    """'3, 7-9, 12' (runs joined; at most 10 pieces and a count)."""
-    runs: list[list[int]] = []
-    for n in numbers:
-        if runs and n == runs[-1][-1] + 1:
-            runs[-1].append(n)
-        else:
-            runs.append([n])
-    pieces = [f"{r[0]}" if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs]
+def _gap_list(gaps: list[tuple[int, int]]) -> str:
+    """'4, 7–8 (3 slices)': the first ten gaps, how many more, and the count of missing slices."""
+    pieces = [f"{lo}" if lo == hi else f"{lo}–{hi}" for lo, hi in gaps]
     more = f" and {len(pieces) - 10} more gaps" if len(pieces) > 10 else ""
-    count = f"{len(numbers)} slice" + ("s" if len(numbers) > 1 else "")
-    return ", ".join(pieces[:10]) + more + f" ({count})"
+    missing = sum(hi - lo + 1 for lo, hi in gaps)
+    return ", ".join(pieces[:10]) + more + f" ({missing} slice{'s' if missing > 1 else ''})"
 
 
 def _left_out_note(names: list[str]) -> str:
