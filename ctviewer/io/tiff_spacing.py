@@ -11,7 +11,8 @@ Where the size comes from, first found wins:
    "none", the unit ImageJ names in its description; the slice step from ImageJ's ``spacing``.
    Without a slice step the voxels are taken as cubic (micro-CT reconstructions are; ImageJ's
    image-sequence import does the same) and the user is told;
-3. otherwise unknown: 1 mm with ``meta['spacing_unknown']``, which the app turns into its
+3. for a folder of slices, the reconstruction log a Bruker/SkyScan scanner writes beside them;
+4. otherwise unknown: 1 mm with ``meta['spacing_unknown']``, which the app turns into its
    "ask once, keep it in a sidecar" question, as for ``.npy`` cubes.
 
 72 and 96 pixels per inch are what image software writes when it knows no size (screen defaults),
@@ -62,10 +63,34 @@ def tag_spacing(page, imagej: dict | None) -> tuple[float | None, float | None, 
     return z, y, x
 
 
+def scanner_log_spacing(folder: Path) -> tuple[float, str] | None:
+    """(voxel size in mm, log name) from the reconstruction log Bruker/SkyScan NRecon writes beside its
+    slices (``NAME_rec.log``): ``Pixel Size (um)=`` in the ``[Reconstruction]`` section (after binning;
+    its voxels are cubic). None where no log says it."""
+    for log in sorted(p for p in folder.iterdir() if p.suffix.lower() == ".log" and p.is_file()):
+        if log.stat().st_size > 1 << 20:
+            continue  # not a reconstruction log
+        section = ""
+        for line in log.read_text(encoding="latin-1").splitlines():
+            line = line.strip()
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1].strip().lower()
+            elif section == "reconstruction" and line.lower().startswith("pixel size (um)="):
+                try:
+                    size = float(line.split("=", 1)[1])
+                except ValueError:
+                    continue
+                if size > 0:
+                    return size / 1000, log.name
+    return None
+
+
 def volume_spacing(source: Path, said: tuple[float | None, float | None, float | None],
-                   warnings: list[str]) -> tuple[dict, bool]:
-    """(Volume keyword arguments, spacing_unknown) for the volume read from ``source`` (a file or a
-    folder of slices) given what its tags ``said``; what the user must know goes to ``warnings``."""
+                   warnings: list[str], said_by: str = "the TIFF tags") -> tuple[dict, str]:
+    """(Volume keyword arguments, where the spacing came from: 'sidecar NAME.json', ``said_by`` or
+    'unknown') for the volume read from ``source`` (a file or a folder of slices) given what its tags
+    ``said``; what the user must know goes to ``warnings``."""
+    from ctviewer.io.label_files import json_sidecar
     from ctviewer.io.numpy_io import geometry_from_sidecar
 
     name = base_name(source)
@@ -73,19 +98,19 @@ def volume_spacing(source: Path, said: tuple[float | None, float | None, float |
     z, y, x = said
     if "spacing" in kwargs:
         if x is not None and y is not None and not _close(kwargs["spacing"][1:], (y, x)):
-            warnings.append(f"the sidecar's spacing {_mm(kwargs['spacing'])} mm is used; the TIFF tags say "
+            warnings.append(f"the sidecar's spacing {_mm(kwargs['spacing'])} mm is used; {said_by} say "
                             f"{_mm((z or x, y, x))} mm")
-        return kwargs, False
+        return kwargs, f"sidecar {json_sidecar(source).name}"
     if x is None or y is None:
         warnings.append(f"spacing unknown: the files do not say their voxel size; assumed 1 mm "
                         f"(add {name}.json beside it with \"spacing\": [z, y, x] in mm)")
-        return kwargs, True
+        return kwargs, "unknown"
     if z is None:
         z = x
         warnings.append(f"slice step not in the files: voxels taken as cubic, {x:g} mm (add {name}.json "
                         "beside it with \"spacing\": [z, y, x] in mm if they are not)")
     kwargs["spacing"] = (z, y, x)
-    return kwargs, False
+    return kwargs, said_by
 
 
 def _close(a, b) -> bool:

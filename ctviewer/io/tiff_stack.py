@@ -34,7 +34,7 @@ from ctviewer.errors import Cancelled, InputError
 from ctviewer.io import guards
 from ctviewer.io.label_files import format_suffix
 from ctviewer.io.registry import Loadable
-from ctviewer.io.tiff_spacing import tag_spacing, volume_spacing
+from ctviewer.io.tiff_spacing import scanner_log_spacing, tag_spacing, volume_spacing
 from ctviewer.progress import checked_progress
 
 _TIFF = (".tif", ".tiff")
@@ -190,6 +190,8 @@ def _group_slices(folder: Path) -> tuple[dict[tuple, list[_Slice]], list[str]]:
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or not path.is_file():
             continue
+        if path.suffix.lower() == ".log":
+            continue  # a scanner's reconstruction log: read for the voxel size, not a file left out
         match = _NUMBER.search(path.stem)
         if path.suffix.lower() not in _SLICE_SUFFIXES or match is None:
             left_out.append(path.name)
@@ -289,7 +291,11 @@ def _load_folder(folder: Path, slices: list[_Slice], progress=None, cancel=None)
     step(1.0, f"Read {folder.name}")
     warnings: list[str] = []
     nonfinite.replace(folder, warnings)
-    return _volume(array, folder, folder.name, _first_slice_spacing(first.path), warnings)
+    said, said_by = _first_slice_spacing(first.path), "the TIFF tags"
+    logged = scanner_log_spacing(folder) if said[2] is None else None
+    if logged:
+        said, said_by = (logged[0],) * 3, f"the scanner's log {logged[1]}"
+    return _volume(array, folder, folder.name, said, warnings, said_by)
 
 
 def _read_slice(path: Path, out: np.ndarray, folder: Path) -> None:
@@ -377,10 +383,11 @@ class _Nonfinite:
                         f"value, {self.lowest:g}, so histogram thresholds count them in the darkest phase")
 
 
-def _volume(array: np.ndarray, source: Path, name: str, said, warnings: list[str]) -> Volume:
-    kwargs, unknown = volume_spacing(source, said, warnings)
+def _volume(array: np.ndarray, source: Path, name: str, said, warnings: list[str],
+            said_by: str = "the TIFF tags") -> Volume:
+    kwargs, spacing_from = volume_spacing(source, said, warnings, said_by)
     kwargs.setdefault("modality", "")
-    meta = {"format": "tiff-stack", "spacing_unknown": unknown}
+    meta = {"format": "tiff-stack", "spacing_unknown": spacing_from == "unknown", "spacing_from": spacing_from}
     try:
         return Volume(array, name=name, source=str(source), warnings=warnings, meta=meta, **kwargs)
     except ValueError as exc:

@@ -217,3 +217,23 @@ def test_sidecar_overrides_the_tags_and_says_so(tmp_path):
     volume = read_volume(path)
     assert volume.spacing == (0.02, 0.02, 0.02)
     assert any("sidecar" in w and "0.0125" in w for w in volume.warnings)
+
+
+def test_folder_from_a_skyscan_scanner_takes_the_voxel_size_from_its_reconstruction_log(tmp_path):
+    cube = _cube((4, 9, 11), dtype=np.uint8)
+    folder = tmp_path / "soil_core_Rec"
+    folder.mkdir()
+    for n, plane in enumerate(cube):
+        Image.fromarray(plane).save(folder / f"soil_core__rec{n:08d}.png")  # NRecon's own naming
+    # as NRecon writes it: the projections' pixel in [Acquisition], the reconstructed voxel (binned 2x)
+    # in [Reconstruction]
+    (folder / "soil_core__rec.log").write_text(
+        "[System]\nScanner=Skyscan1172\n[Acquisition]\nImage Pixel Size (um)=  6.000000\n"
+        "[Reconstruction]\nReconstruction Program=NRecon\nPixel Size (um)=12.00000\nResult File Type=PNG\n",
+        encoding="latin-1")
+    (item,) = examine(folder)
+    assert not item.warnings  # the log is no file left out
+    volume = read_volume(folder)
+    assert volume.spacing == (0.012, 0.012, 0.012) and volume.array.dtype == np.uint8
+    assert volume.meta["spacing_from"] == "the scanner's log soil_core__rec.log" and not volume.meta["spacing_unknown"]
+    np.testing.assert_array_equal(volume.array, cube)
