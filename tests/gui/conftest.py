@@ -52,6 +52,16 @@ def _unsaved_labels_are_discarded_when_the_test_closes(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _voxel_size_questions_are_not_answered(monkeypatch):
+    """A volume that does not say its voxel size (a bare .npy, snow.tif) makes the window ask in a modal
+    box that no one would answer. Every main window answers "keep 1 mm" unless its test gives its own
+    answer (``win.ask_spacing = ...``, as the tests of that question do). The app still asks."""
+    from app.main_window import MainWindow
+
+    monkeypatch.setattr(MainWindow, "ask_spacing", lambda self, image: None)
+
+
+@pytest.fixture(autouse=True)
 def _flush_deleted_widgets():
     """Widgets queued for deletion must go before Xvfb stops (ENVIRONMENT.md: XIO errors)."""
     yield
