@@ -17,8 +17,9 @@ would be drawn one step apart, so every distance along z would be wrong), two fi
 number, slices of another size or type. Files that are not slices are left out with a note.
 
 NaN or infinite voxels in a float volume (reconstructions often mark the outside of the field of
-view so) are opened, shown as the lowest real value, and counted in a warning: every histogram,
-window and threshold needs real numbers, and the count says how many voxels that concerns.
+view so) are opened, shown as the lowest real value, and counted in a warning and in
+``meta['nonfinite_voxels']``: every window and view needs real numbers, and a measurement (porosity)
+can see how many voxels had none and refuse or leave them out.
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ def _load_multipage(path: Path, progress=None, cancel=None) -> Volume:
     except Exception as exc:  # tifffile raises many kinds on a broken file: all mean 'cannot read'
         raise InputError(f"cannot read the TIFF stack: {_why(exc)}", path) from exc
     step(1.0, f"Read {path.name}")
-    nonfinite.replace(path, warnings)
-    return _volume(array, path, path.name, z_y_x, warnings)
+    facts = nonfinite.replace(path, warnings)
+    return _volume(array, path, path.name, z_y_x, warnings, facts=facts)
 
 
 # -- a folder of slices ----------------------------------------------------------------------------
@@ -290,12 +291,12 @@ def _load_folder(folder: Path, slices: list[_Slice], progress=None, cancel=None)
         nonfinite.count(k)
     step(1.0, f"Read {folder.name}")
     warnings: list[str] = []
-    nonfinite.replace(folder, warnings)
+    facts = nonfinite.replace(folder, warnings)
     said, said_by = _first_slice_spacing(first.path), "the TIFF tags"
     logged = scanner_log_spacing(folder) if said[2] is None else None
     if logged:
         said, said_by = (logged[0],) * 3, f"the scanner's log {logged[1]}"
-    return _volume(array, folder, folder.name, said, warnings, said_by)
+    return _volume(array, folder, folder.name, said, warnings, said_by, facts)
 
 
 def _read_slice(path: Path, out: np.ndarray, folder: Path) -> None:
@@ -368,10 +369,12 @@ class _Nonfinite:
         else:
             self.lowest = min(self.lowest, float(plane.min()))
 
-    def replace(self, path: Path, warnings: list[str]) -> None:
+    def replace(self, path: Path, warnings: list[str]) -> dict:
+        """Replace them; the facts for the volume's meta, so that a measurement can refuse or leave
+        them out (``nonfinite_voxels``, ``nonfinite_shown_as``)."""
         total = sum(self.per_slice.values())
         if not total:
-            return
+            return {}
         if not np.isfinite(self.lowest):
             raise InputError("every voxel is NaN or infinite: there is no image to show", path)
         for k in self.per_slice:
@@ -381,13 +384,15 @@ class _Nonfinite:
         warnings.append(f"{total:,} voxels ({share:.3g} %) in {len(self.per_slice)} slices are NaN or infinite "
                         f"(no value; often the outside of the reconstructed field): shown as the lowest "
                         f"value, {self.lowest:g}, so histogram thresholds count them in the darkest phase")
+        return {"nonfinite_voxels": total, "nonfinite_shown_as": self.lowest}
 
 
 def _volume(array: np.ndarray, source: Path, name: str, said, warnings: list[str],
-            said_by: str = "the TIFF tags") -> Volume:
+            said_by: str = "the TIFF tags", facts: dict | None = None) -> Volume:
     kwargs, spacing_from = volume_spacing(source, said, warnings, said_by)
     kwargs.setdefault("modality", "")
-    meta = {"format": "tiff-stack", "spacing_unknown": spacing_from == "unknown", "spacing_from": spacing_from}
+    meta = {"format": "tiff-stack", "spacing_unknown": spacing_from == "unknown", "spacing_from": spacing_from,
+            **(facts or {})}
     try:
         return Volume(array, name=name, source=str(source), warnings=warnings, meta=meta, **kwargs)
     except ValueError as exc:

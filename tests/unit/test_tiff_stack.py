@@ -151,6 +151,8 @@ def test_float_slices_with_nan_open_with_the_count(tmp_path):
     lowest = np.nanmin(np.where(np.isfinite(cube), cube, np.nan))
     assert volume.array[2, 0, 0] == lowest and volume.array[4, 8, 10] == lowest
     assert any("13 voxels" in w and "NaN" in w for w in volume.warnings)
+    # kept for measurements, which must not count them as pore space unawares
+    assert volume.meta["nonfinite_voxels"] == 13 and volume.meta["nonfinite_shown_as"] == lowest
 
 
 def test_missing_slice_numbers_are_refused_naming_them(tmp_path):
