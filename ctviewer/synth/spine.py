@@ -10,17 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ctviewer.data.vertebra_ids import SACRUM_ID, VERTEBRA_IDS, vertebra_id
 from ctviewer.synth.canvas import Bone, Capsule, Cylinder, Ellipsoid, Solid, tilt_matrix, tube
 from ctviewer.synth.params import SPINE_RANGES, Draw, TorsoParams
 
-#: TotalSegmentator v2 ids: 26 vertebrae_S1, 27 L5 … 31 L1, 32 T12 … 43 T1, 44 C7 … 50 C1, 25 sacrum.
-#: An extra sixth lumbar vertebra has no TotalSegmentator id; it gets 210 (outside their range).
-SACRUM_ID, S1_ID, L6_ID, SPINAL_CORD_ID, DISC_ID = 25, 26, 210, 79, 203
-
-
-def vertebra_id(name: str) -> int:
-    kind, n = name[0], int(name[1:])
-    return {"C": 51 - n, "T": 44 - n, "L": 32 - n if n <= 5 else L6_ID}[kind]
+#: Vertebrae and sacrum take their ids from ctviewer.data.vertebra_ids (TotalSegmentator's; an L6 gets
+#: 210); the spinal cord has TotalSegmentator's 79, the discs our 203 (they have none).
+S1_ID = VERTEBRA_IDS["S1"]
+SPINAL_CORD_ID, DISC_ID = 79, 203
 
 
 def _group(name: str, lumbar_count: int) -> str:

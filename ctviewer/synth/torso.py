@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from ctviewer.data.labels import Label, LabelMap, LabelTable, default_colour
+from ctviewer.data.vertebra_ids import SACRUM_ID, VERTEBRA_IDS, vertebra_id
 from ctviewer.data.volume import CANONICAL_DIRECTION, Volume
 from ctviewer.progress import CancelToken, Progress, step_progress
 from ctviewer.synth import body, organs, pelvis, ribcage, spine
@@ -287,23 +288,19 @@ def _names() -> dict[int, str]:
              7: "pancreas",
              10: "lung_upper_lobe_left", 11: "lung_lower_lobe_left", 12: "lung_upper_lobe_right",
              13: "lung_middle_lobe_right", 14: "lung_lower_lobe_right", 15: "esophagus", 16: "trachea",
-             21: "urinary_bladder", 25: "sacrum", 26: "vertebrae_S1", 51: "heart", 52: "aorta",
+             21: "urinary_bladder", SACRUM_ID: "sacrum", 51: "heart", 52: "aorta",
              63: "inferior_vena_cava", 65: "iliac_artery_left", 66: "iliac_artery_right",
              67: "iliac_vena_left", 68: "iliac_vena_right", 69: "humerus_left", 70: "humerus_right",
              71: "scapula_left", 72: "scapula_right", 73: "clavicula_left", 74: "clavicula_right",
              75: "femur_left", 76: "femur_right", 77: "hip_left", 78: "hip_right", 79: "spinal_cord",
              86: "autochthon_left", 87: "autochthon_right", 88: "iliopsoas_left", 89: "iliopsoas_right",
              116: "sternum", 117: "costal_cartilages", 201: "subcutaneous_fat", 202: "muscle",
-             203: "intervertebral_disc", 204: "visceral_fat", 210: "vertebrae_L6",
+             203: "intervertebral_disc", 204: "visceral_fat",
              211: "rib_left_13", 212: "rib_right_13"}
-    for n in range(1, 6):
-        names[32 - n] = f"vertebrae_L{n}"
     for n in range(1, 13):
-        names[44 - n] = f"vertebrae_T{n}"
         names[91 + n] = f"rib_left_{n}"
         names[103 + n] = f"rib_right_{n}"
-    for n in range(1, 8):
-        names[51 - n] = f"vertebrae_C{n}"
+    names.update({vertebra_id(lv): f"vertebrae_{lv}" for lv in (*VERTEBRA_IDS, "L6")})
     return names
 
 

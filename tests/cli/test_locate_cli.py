@@ -177,8 +177,8 @@ def test_shipped_model_on_the_real_slab_writes_what_its_card_reports(shared_data
     "not in scan" (confidence 0) or a different model fails here."""
     import json
 
+    from ctviewer.data.vertebra_ids import VERTEBRA_IDS
     from ctviewer.io import read_volume
-    from ctviewer.workflows.slice_locator.dataset import LEVEL_LABEL_IDS
 
     card = json.loads(SHIPPED_MODEL.with_suffix(".json").read_text())
     real, threshold = card["metrics"]["real_ct:abdomen_slab"], card["metrics"]["threshold"]
@@ -186,7 +186,7 @@ def test_shipped_model_on_the_real_slab_writes_what_its_card_reports(shared_data
     scan = shared_data / "ct" / "abdomen_slab_ct.nii.gz"
     assert main(["locate", str(scan), "-o", str(out), "--png", str(tmp_path)]) == 0
     truth = read_volume(shared_data / "ct" / "abdomen_slab_labels.nii.gz").array
-    assert not (truth == LEVEL_LABEL_IDS["L3"]).any() and (truth == LEVEL_LABEL_IDS["T12"]).any()
+    assert not (truth == VERTEBRA_IDS["L3"]).any() and (truth == VERTEBRA_IDS["T12"]).any()
     picks = {p.level: p for p in PicksFile.open(out).picks}
     assert sorted(picks) == ["L3", "T12"]
     for level, pick in picks.items():

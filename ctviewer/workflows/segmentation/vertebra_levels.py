@@ -29,11 +29,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-#: TotalSegmentator v2's label id of each vertebra: 26 S1, 27 L5 … 31 L1, 32 T12 … 43 T1, 44 C7 … 50 C1.
-LEVEL_IDS: dict[str, int] = {"S1": 26}
-LEVEL_IDS.update({f"L{n}": 32 - n for n in range(1, 6)})
-LEVEL_IDS.update({f"T{n}": 44 - n for n in range(1, 13)})
-LEVEL_IDS.update({f"C{n}": 51 - n for n in range(1, 8)})
+from ctviewer.data.vertebra_ids import VERTEBRA_IDS
+
+#: TotalSegmentator v2's label id of each vertebra, 26 S1 … 50 C1: the one table, ctviewer.data.vertebra_ids.
+LEVEL_IDS = VERTEBRA_IDS
 #: The name a levelled vertebra has in the label table.
 LEVEL_NAME = "vertebrae {}"
 #: The name of the mask's voxels no counted level could be given.

@@ -11,8 +11,8 @@ Every source ends as a list of :class:`ScanSample`: one scan's frontal and sagit
   layout assumed.
 * **Reviewed studies**: a picks CSV whose rows a person accepted or corrected (``PicksFile``), with
   the study paths from its sidecar; each study is read and projected once and cached.
-* **Labelled CT**: a CT with a label map (TotalSegmentator ids) gives the truth as the centre of a
-  vertebra's label; used to measure the model on real scans.
+* **Labelled CT**: a CT with a label map (TotalSegmentator ids, :mod:`ctviewer.data.vertebra_ids`) gives
+  the truth as the centre of a vertebra's label; used to measure the model on real scans.
 
 This module stays free of Keras so that worker processes start fast.
 """
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ctviewer.data.vertebra_ids import VERTEBRA_IDS
 from ctviewer.errors import InputError
 from ctviewer.io.atomic import atomic_path
 from ctviewer.progress import CancelToken, Progress, no_progress
@@ -35,8 +36,6 @@ from ctviewer.workflows.slice_locator.projections import PROJECTION_SPACING_MM
 
 #: Bump when what is stored per scan changes (with the generator's version, names the cache folder).
 DATA_VERSION = 2
-#: TotalSegmentator label ids of the levels (used for labelled CT).
-LEVEL_LABEL_IDS = {"L1": 31, "L2": 30, "L3": 29, "L4": 28, "L5": 27, "T11": 33, "T12": 32}
 #: Statuses of a picks CSV row whose slice a person confirmed.
 CONFIRMED = ("accepted", "corrected")
 
@@ -400,7 +399,7 @@ def sample_from_labelled_ct(image_path: str | Path, labels_path: str | Path, lev
     from ctviewer.io.registry import read_volume
     from ctviewer.workflows.slice_locator.projections import make_projections
 
-    ids = {**LEVEL_LABEL_IDS, **(label_ids or {})}
+    ids = {**VERTEBRA_IDS, **(label_ids or {})}
     volume = read_volume(image_path)
     labels = read_volume(labels_path)
     if labels.shape != volume.shape:

@@ -30,6 +30,7 @@ from ctviewer.errors import InputError
 from ctviewer.ml.tasks import TaskSpec
 from ctviewer.progress import no_progress
 from ctviewer.workflows.slice_locator import dataset
+from ctviewer.workflows.slice_locator.picks import KNOWN_LEVELS
 
 TEST_SEED_START = 1_000_000
 
@@ -75,7 +76,7 @@ class LocatorData:
             out.sigma_mm = float(x["sigma_mm"])
         if "levels" in x:
             out.levels = tuple(str(lv) for lv in x["levels"])
-            bad = [lv for lv in out.levels if lv not in dataset.LEVEL_LABEL_IDS]
+            bad = [lv for lv in out.levels if lv not in KNOWN_LEVELS]   # each has a TotalSegmentator id
             if bad or not out.levels:
                 raise InputError(f"key 'levels' should list vertebral levels such as L3, T12, not {x['levels']!r}")
         if out.crop_rows % 16 or out.crop_rows < 64:
