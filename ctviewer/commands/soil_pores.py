@@ -1,7 +1,7 @@
 """``ctviewer soil objects`` and ``ctviewer soil pores``: density objects and pore statistics, headless.
 
     ctviewer soil objects CUBE -o objects.nii.gz [--method equal|otsu] [--n 6]
-    ctviewer soil pores CUBE [--method otsu|multiotsu|valley|equal-bins|threshold:V] [--denoise none|median|nlm]
+    ctviewer soil pores CUBE [--method valley|otsu|multiotsu|equal-bins|threshold:V] [--denoise none|median|nlm]
                              [--voxel-mm S] [--sample-mask auto|none] [--connectivity 6|26] [--json] [--csv PREFIX]
     ctviewer soil pores CUBE --objects OBJECTS.nii.gz [--label N]
 
@@ -14,14 +14,16 @@ and prints voxels and fraction per object.
 (:mod:`ctviewer.workflows.soil.porosity`), and prints the method, the threshold in grey values, the
 porosity with its uncertainty, the profiles along z, y and x, the REV curve and the pore statistics
 (porosity, clusters, connectivity, pore sizes: :mod:`ctviewer.workflows.soil.pores`). The default
-method is Otsu's: a micro-CT volume of a porous sample is bimodal (pore peak, solid peak), and
-Otsu's threshold is parameter-free and set by every voxel, where the valley's lowest point wanders
-along a flat partial-volume plateau with the noise and the smoothing; the valley is reported beside
-it as the porosity's range. The seed's six equal-width bins stay available as ``--method
-equal-bins`` (pores = object 1): on real volumes they count only the darkest sixth of the range
-(14.5 % on the snow sample where Otsu and the valley say 41 %). ``--objects`` measures an object of
-a label map instead. Cubes are read in their stored slice order: slice 0 is the top of the core,
-the first line of the depth profile.
+method is the valley between the histogram's two main peaks: a micro-CT volume of a porous sample
+is bimodal (pore peak, solid peak), the valley is where the pore peak ends whatever the solid's
+phases look like, and on the real volumes it agrees with Otsu's threshold where the sample is
+two-phase (snow) and across X-ray and neutron scans of one concrete core where Otsu does not (see
+:mod:`ctviewer.workflows.soil.phases`); Otsu's porosity is printed beside it as the range. The
+seed's six equal-width bins stay available as ``--method equal-bins`` (pores = object 1): on real
+volumes they count only the darkest sixth of the range (14.5 % on the snow sample where the
+valley and Otsu say 41 %). ``--objects`` measures an object of a label map instead. Cubes are
+read in their stored slice order: slice 0 is the top of the core, the first line of the depth
+profile.
 """
 
 from __future__ import annotations
@@ -55,10 +57,10 @@ def _add_object_choice(p) -> None:
 def add_pores_arguments(p) -> None:
     p.add_argument("cube", type=Path, metavar="CUBE",
                    help="the soil cube (.npy, TIFF stack, NIfTI, NRRD or a DICOM folder)")
-    p.add_argument("--method", default=DEFAULT_METHOD, metavar="otsu|multiotsu|valley|equal-bins|threshold:V",
-                   help="how pores and solid are split: Otsu's threshold (default), the first multi-Otsu "
-                        "threshold, the histogram's valley, the seed's object 1 of six equal-width bins, or "
-                        "a grey value V of your own (pores are the voxels <= the threshold)")
+    p.add_argument("--method", default=DEFAULT_METHOD, metavar="valley|otsu|multiotsu|equal-bins|threshold:V",
+                   help="how pores and solid are split: the histogram's valley between its two peaks (default), "
+                        "Otsu's threshold, the first multi-Otsu threshold, the seed's object 1 of six "
+                        "equal-width bins, or a grey value V of your own (pores are the voxels <= it)")
     p.add_argument("--n", type=int, default=None,
                    help="classes for multiotsu (default 3) or bins for equal-bins (default 6)")
     p.add_argument("--denoise", choices=("none", "median", "nlm"), default="none",
@@ -157,7 +159,8 @@ def run_pores(args) -> int:
 
             found, pores = measure(cube, args.method, denoise=args.denoise, sample=args.sample_mask, n=args.n,
                                    progress=_part(bar, 0.0, 0.2))
-            spacing, source, name = cube.spacing, f"{_method_words(found.threshold.method)} of {args.cube.name}", "pores"
+            spacing, name = cube.spacing, "pores"
+            source = f"{_method_words(found.threshold.method)} of {args.cube.name}"
             del cube   # the pore statistics need only the pore mask
             stats = pore_stats(pores, spacing=spacing, connectivity=args.connectivity,
                                progress=_part(bar, 0.2, 1.0))
@@ -224,7 +227,7 @@ def phases_summary(found) -> str:
                      f"(at {u['methods']['otsu']['threshold']:g}), valley "
                      f"{100 * u['methods']['valley']['porosity']:.2f} % (at {u['methods']['valley']['threshold']:g})")
     rev = found.rev
-    lines.append(f"REV               " + (f"{rev.rev_mm:.4g} mm: centred sub-cubes from that side on stay within "
+    lines.append("REV               " + (f"{rev.rev_mm:.4g} mm: centred sub-cubes from that side on stay within "
                                          f"±{100 * rev.tolerance:.0f} % of the whole" if rev.rev_mm is not None
                                          else rev.note))
     lines += [f"note              {note}" for note in found.notes]

@@ -15,17 +15,21 @@ never a recount of the voxels.
 
 Methods, by name (:func:`choose_threshold`):
 
-* ``otsu`` (the default): ``skimage.filters.threshold_otsu`` on this histogram. It is right for a
-  bimodal volume and needs no parameter: it uses every voxel's value, not the histogram's shape
-  near the valley, so a wide flat valley of partial-volume voxels (snow: air and ice meet over a
-  third of the range) does not move it; the valley's minimum wanders along such a plateau with the
-  noise and the smoothing. Otsu is biased towards the larger phase when the two differ much in
-  size or spread; the valley method is reported beside it as the check (the porosity's range).
+* ``valley`` (the default): the lowest point of the smoothed histogram between its two main peaks.
+  Smoothing: the histogram regrouped into 256 bins, padded with an empty bin at each end (so a peak
+  at the end of the range is a peak) and filtered by a Gaussian of :data:`VALLEY_SIGMA` bins; where
+  the lowest point is a flat stretch, its middle.
+  Why the default: it looks for the pore peak and where it ends, so it does not depend on how the
+  rest of the voxels are spread. Otsu's threshold best separates the histogram into two classes of
+  any kind: on a bimodal volume the two agree (snow: 41.3 % and 40.9 %), but the same concrete core
+  scanned by X-rays and by neutrons gives 0.34 % and 0.23 % by the valley where Otsu gives 0.43 % and
+  6.6 % (in neutron contrast the aggregates and the cement paste are two big phases, and Otsu's split
+  between air and "everything else" moves into the aggregates). Otsu is reported beside it as the
+  porosity's range.
+* ``otsu``: ``skimage.filters.threshold_otsu`` on this histogram (parameter-free, set by every voxel;
+  biased towards the larger phase when the two differ much in size or spread).
 * ``multiotsu``: ``skimage.filters.threshold_multiotsu`` (3 classes) on the histogram regrouped into
   :data:`COARSE_BINS` bins (its search grows as bins**(classes-1)); pores = the first class.
-* ``valley``: the lowest point of the smoothed histogram between its two main peaks. Smoothing: the
-  histogram regrouped into 256 bins, padded with an empty bin at each end (so a peak at the end of
-  the range is a peak) and filtered by a Gaussian of :data:`VALLEY_SIGMA` bins.
 * ``equal-bins``: the seed's six equal-width bins of the value range, pores = object 1 (values
   below the first sixth), exactly as ``soil objects --method equal`` labels them.
 * ``threshold:V``: the user's value V.
@@ -52,7 +56,7 @@ from ctviewer.errors import InputError
 from ctviewer.progress import CancelToken, Progress, checked_progress
 
 METHODS = ("otsu", "multiotsu", "valley", "equal-bins", "threshold:V")
-DEFAULT_METHOD = "otsu"
+DEFAULT_METHOD = "valley"
 DENOISERS = ("none", "median", "nlm")
 #: Bins of a float volume's histogram: divisible by 6 (the seed's bins) and by 256 (the grey step).
 FLOAT_BINS = 3072
@@ -261,7 +265,10 @@ def histogram_peaks(hist: Histogram) -> Peaks:
     if found.size < 2:
         return Peaks(centres, smoothed, tuple(int(p) for p in found), None)
     a, b = sorted(int(p) for p in found[np.argsort(smoothed[found])[-2:]])
-    valley = a + int(np.argmin(smoothed[a:b + 1]))
+    between = smoothed[a:b + 1]
+    # the middle of the lowest stretch: two phases with empty levels between them split halfway
+    lowest = np.flatnonzero(between <= between.min() * (1 + 1e-9) + 1e-12)
+    valley = a + int(lowest[np.argmin(np.abs(lowest - lowest.mean()))])
     deep = smoothed[valley] <= VALLEY_DEPTH * min(smoothed[a], smoothed[b])
     return Peaks(centres, smoothed, (a, b), valley if deep else None)
 
