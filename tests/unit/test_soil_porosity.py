@@ -108,12 +108,15 @@ def test_the_uncertainty_names_its_thresholds_and_their_porosities():
     assert hist.total == values.size
 
 
-def test_inside_a_core_with_one_peak_the_threshold_comes_from_the_air_around_it():
+def test_a_dense_core_in_air_takes_its_threshold_from_the_air_around_it():
     values, core, solid = core_in_air(solid_fraction=0.995, seed=5)
-    assert not porosity.phases.histogram_peaks(histogram(values, mask=core)).bimodal
+    assert not porosity.phases.histogram_peaks(histogram(values, mask=core)).bimodal   # no pore peak inside
     found, _ = measure(values)
-    assert any("the threshold comes from the whole volume" in note for note in found.notes)
-    assert found.porosity == pytest.approx(1 - solid[core].mean(), abs=0.01)
+    whole = histogram(values)
+    assert found.threshold == porosity.phases.choose_threshold(whole, "valley")
+    assert any("the air around the sample is the pore phase's own peak" in note for note in found.notes)
+    assert found.porosity == pytest.approx(1 - solid[core].mean(), abs=0.005)
+    assert found.histogram.total == np.count_nonzero(found.sample.mask)
 
 
 def test_denoising_is_recorded_with_the_result():

@@ -19,13 +19,13 @@ Methods, by name (:func:`choose_threshold`):
   Smoothing: the histogram regrouped into 256 bins, padded with an empty bin at each end (so a peak
   at the end of the range is a peak) and filtered by a Gaussian of :data:`VALLEY_SIGMA` bins; where
   the lowest point is a flat stretch, its middle.
-  Why the default: it looks for the pore peak and where it ends, so it does not depend on how the
-  rest of the voxels are spread. Otsu's threshold best separates the histogram into two classes of
-  any kind: on a bimodal volume the two agree (snow: 41.3 % and 40.9 %), but the same concrete core
-  scanned by X-rays and by neutrons gives 0.34 % and 0.23 % by the valley where Otsu gives 0.43 % and
-  6.6 % (in neutron contrast the aggregates and the cement paste are two big phases, and Otsu's split
-  between air and "everything else" moves into the aggregates). Otsu is reported beside it as the
-  porosity's range.
+  Why the default: it finds where the pore peak ends, however the solid's phases are spread above
+  it. Otsu's threshold is the best split of the histogram into two classes of any kind. On a
+  two-phase volume they agree (snow: 41.3 % and 40.9 %); on the same concrete core scanned by
+  X-rays and by neutrons the valley gives 0.34 % and 0.23 % of the core, Otsu 0.43 % and 6.6 %: in
+  neutron contrast a solid phase of the concrete (a peak of its own near 24000, 6 % of the core,
+  with no dark counterpart in the X-ray scan) lies between the air and the cement, and Otsu's split
+  falls above it. Otsu's porosity is reported beside the valley's as the range.
 * ``otsu``: ``skimage.filters.threshold_otsu`` on this histogram (parameter-free, set by every voxel;
   biased towards the larger phase when the two differ much in size or spread).
 * ``multiotsu``: ``skimage.filters.threshold_multiotsu`` (3 classes) on the histogram regrouped into

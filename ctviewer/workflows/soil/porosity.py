@@ -14,9 +14,12 @@ inside the sample only, with its uncertainty, its profiles and its representativ
   bias: on a very porous sample the hull of a thin slab passes through the outermost solid voxels
   and cuts into surface pores here and there (about one point of porosity low on a 50 % porous
   synthetic core 40 voxels across); thicker slabs would reach past the core's ends instead.
-* **Threshold inside the sample**: the method runs again on the sample's own histogram; where that
-  has one peak (a dense core: a few voids, no pore peak) the threshold is the whole volume's, where
-  the air around the sample is the pore peak, and the notes say so.
+* **Threshold of a sample in air**: chosen on the whole view's histogram, where the air around the
+  sample is a pore peak of its own (SoilJ takes the air around a column as the pore reference too);
+  the porosity is counted inside the outline. Inside a dense core the pores make no peak at all
+  (the real concrete core: 0.3 % voids), and the method run on the sample alone would split two
+  solid phases. The outline itself is found at the whole view's valley (else at the chosen
+  threshold), so every method measures the same sample.
 * **Uncertainty**: partial-volume voxels at the pore walls have grey values between the phases, so
   the porosity is given at the threshold one grey-level step either side of the chosen one
   (:attr:`Histogram.grey_step`: 1/256 of the value range) and, where both exist, between Otsu's
@@ -250,16 +253,19 @@ def measure(volume, method: str = phases.DEFAULT_METHOD, denoise: str = "none", 
         whole = phases.histogram(array, progress=sub(0.4, 0.5), cancel=cancel)
         chosen = phases.choose_threshold(whole, method, n)
         outline = SampleOutline(None, "no sample outline asked for: the whole volume is used", 1.0)
-        hist = chosen_on = whole
+        hist = whole
         if sample == "auto":
-            outline = sample_outline(array, chosen.value, sub(0.5, 0.7), cancel)
+            # the outline separates air from sample whatever the pore method: the whole volume's valley
+            # where there is one (the seed's equal bins cut below a container's wall, for one)
+            try:
+                air = phases.choose_threshold(whole, "valley").value
+            except InputError:
+                air = chosen.value
+            outline = sample_outline(array, air, sub(0.5, 0.7), cancel)
             if outline.mask is not None:
                 hist = phases.histogram(array, mask=outline.mask, progress=sub(0.7, 0.8), cancel=cancel)
-                try:
-                    chosen, chosen_on = phases.choose_threshold(hist, method, n), hist
-                except InputError:
-                    notes.append("inside the sample the histogram has one peak: the threshold comes from the "
-                                 "whole volume, where the air around the sample is the pore peak")
+                notes.append("threshold from the whole view, where the air around the sample is the pore "
+                             "phase's own peak; porosity counted inside the sample")
         notes.append(outline.note)
     except InputError as exc:
         raise InputError(exc.reason, source) from None
@@ -271,7 +277,7 @@ def measure(volume, method: str = phases.DEFAULT_METHOD, denoise: str = "none", 
     rev = rev_curve(pores, outline.mask, spacing, whole=porosity)
     step(1.0, "Porosity")
     return Porosity(chosen, porosity, int(hist.pore_voxels_at(t)), hist.total, hist,
-                    uncertainty(hist, t, chosen_on), prof, rev, outline, denoised, notes), pores
+                    uncertainty(hist, t, whole), prof, rev, outline, denoised, notes), pores
 
 
 def uncertainty(hist: phases.Histogram, threshold: float, chosen_on: phases.Histogram | None = None) -> dict:
