@@ -37,10 +37,9 @@ def panel(ax_hist, ax_slice, values: np.ndarray, title: str) -> None:
         inside, _ = found.histogram.regrouped(256)
         ax_hist.plot(centres, inside, drawstyle="steps-mid", color="black", lw=0.8, label="inside the sample")
     for method, colour, style in LINES:
-        try:
-            t = phases.choose_threshold(whole if method == "equal-bins" else found.histogram, method).value
-        except Exception:   # one peak inside the sample: the whole view's threshold is what was used
-            t = phases.choose_threshold(whole, method).value
+        # thresholds come from the whole view (the air around a core is the pore peak); the porosity
+        # is counted inside the sample, as `ctviewer soil pores` does
+        t = phases.choose_threshold(whole, method).value
         p = found.histogram.porosity_at(t)
         ax_hist.axvline(t, color=colour, ls=style, lw=1.4, label=f"{method}: {t:.0f} → {100 * p:.2f} %")
     ax_hist.set_yscale("log")
