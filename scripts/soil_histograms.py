@@ -4,7 +4,7 @@ For the README: per volume, the histogram (the whole field of view, and the samp
 detected outline where there is one) with the valley (the default), Otsu's and the seed's
 equal-bins thresholds, and the middle slice with the pores found by the default method.
 
-Run: ``.venv/bin/python scripts/soil_histograms.py [--data ../shared/data/microct] [-o docs/figures/soil_histograms.png]``
+Run: ``.venv/bin/python scripts/soil_histograms.py [--data DIR] [-o docs/figures/soil_histograms.png]``
 Needs matplotlib (a script-only tool here, as for ``compare_projections.py``); the volumes are read with
 ``ctviewer.io.read_volume``.
 """

@@ -156,7 +156,7 @@ def test_denoising_keeps_the_dtype_and_takes_noise_off(method):
     assert done.array.dtype == values.dtype and done.array.shape == values.shape
     assert done.sigma_after < 0.7 * done.sigma_before
     assert done.sigma_before == pytest.approx(noise_sigma(values))
-    assert done.to_dict()["method"] == method and "less" in done.note
+    assert done.to_dict()["method"] == method and "less" in done.note and done.to_dict()["note"] == done.note
 
 
 def test_non_local_means_by_slabs_equals_one_call_on_the_whole(monkeypatch):

@@ -365,7 +365,7 @@ class Denoised:
 
     def to_dict(self) -> dict:
         return {"method": self.method, "noise_sigma_before": self.sigma_before,
-                "noise_sigma_after": self.sigma_after, **self.settings}
+                "noise_sigma_after": self.sigma_after, "note": self.note, **self.settings}
 
     @property
     def note(self) -> str:
