@@ -87,7 +87,8 @@ def segmentation(data: Path) -> dict:
                     "missed_ml": r((truth & ~pred).sum() * voxel_ml, 1),
                     "per_slice_head_to_feet": per_slice}
 
-    pred_v = segment(image, "spine_unet3d").labels > 0
+    spine_result = segment(image, "spine_unet3d")
+    pred_v = spine_result.labels > 0
     per_level = {}
     for name, lab in sorted(LEVEL_IDS.items(), key=lambda item: item[1]):   # S1 up to C1, as the ids go
         mask = labels == lab
@@ -99,7 +100,7 @@ def segmentation(data: Path) -> dict:
                         "truth_ml": r(spine.sum() * voxel_ml, 1), "found_ml": r(pred_v.sum() * voxel_ml, 1),
                         "per_vertebra": per_level, "false_positive_ml": r(false_v.sum() * voxel_ml, 1),
                         "false_positive_on_ribs_ml": r((false_v & ribs).sum() * voxel_ml, 1),
-                        "level_labels": "none: one 'vertebrae' class (label 100)"}
+                        "level_labels": spine_result.note or "by level (ids 26-50)"}
     return out
 
 

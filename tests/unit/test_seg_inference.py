@@ -16,6 +16,7 @@ from ctviewer.progress import CancelToken
 from ctviewer.workflows.segmentation.inference import (
     drop_islands,
     fill_holes,
+    grow_into,
     largest_component,
     predict_sliding_window,
     predict_slices,
@@ -176,3 +177,35 @@ def test_fill_holes_fills_enclosed_cavities_only():
     assert not filled[6, 6, 2]                     # the open groove stays
     with pytest.raises(InputError, match="3-D mask"):
         fill_holes(np.zeros((4, 4), bool))
+
+
+def test_grow_into_reaches_the_bone_edge_and_no_further():
+    """A network mask a voxel inside a vertebra grows out to the bone's edge (HU from 100), never more
+    than the distance asked, never into bone it does not touch (a rib a gap away), never into muscle."""
+    hu = np.full((12, 40, 40), 50.0)            # muscle
+    hu[2:10, 10:30, 10:30] = 250.0               # a vertebral body, 20 voxels across
+    hu[2:10, 10:30, 32:36] = 900.0               # a rib 2 voxels from it
+    mask = np.zeros(hu.shape, bool)
+    mask[3:9, 11:29, 11:29] = True               # the network: one voxel short on every side
+    grown = grow_into(mask, hu, (1.0, 1.0, 1.0), mm=3, low=100)
+    assert grown[2:10, 10:30, 10:30].all()
+    assert not grown[:, :, 30:].any() and not grown[hu == 50.0].any()
+    short = grow_into(mask, hu, (1.0, 3.0, 3.0), mm=1.5, low=100)   # 1.5 mm: only along z (1 mm voxels)
+    assert short[2, 15, 15] and not short[5, 10, 15]
+    assert np.array_equal(grow_into(np.zeros_like(mask), hu, (1, 1, 1), 3, low=100), np.zeros_like(mask))
+
+
+def test_grow_into_its_own_band_follows_the_organ_not_the_neighbour():
+    """With band_sd the band is the mask's own HU: a liver grows into liver voxels, not into the
+    brighter kidney it touches."""
+    rng = np.random.default_rng(0)
+    hu = rng.normal(40, 10, (10, 40, 40))        # soft tissue
+    hu[:, 5:25, 5:25] = rng.normal(110, 5, (10, 20, 20))   # liver, enhanced
+    hu[:, 25:35, 5:25] = rng.normal(200, 5, (10, 10, 20))  # kidney touching it
+    mask = np.zeros(hu.shape, bool)
+    mask[:, 7:23, 7:23] = True
+    grown = grow_into(mask, hu, (1.0, 1.0, 1.0), mm=3, band_sd=3)
+    assert grown[:, 5:25, 5:25].mean() > 0.99
+    assert not grown[:, 25:, :].any() and not grown[:, :, 25:].any()
+    with pytest.raises(InputError, match="same shape"):
+        grow_into(mask, hu[:5], (1, 1, 1), 3, low=100)

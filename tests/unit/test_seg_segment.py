@@ -52,6 +52,7 @@ def test_the_liver_cards_clean_up_runs_in_the_segmentation_path():
     card = ModelCard.read(Path(__file__).parents[2] / "models" / "liver_unet2d.json")
     settings = SegSettings.from_card(card)
     assert settings.groups[0]["drop_islands"] == 0.1 and settings.groups[0]["fill_holes"] is True
+    assert settings.groups[0]["grow"] == {"mm": 3.0, "band_sd": 2.0}
     volume = scan()
     volume.array[8:10, 20:24, 18:22] = -1000   # a dark vessel inside the organ
     settings.spacing_mm, settings.multiple = (None, 0.8, 0.8), 4
@@ -79,8 +80,12 @@ def test_the_liver_config_writes_the_clean_up_into_the_card(tmp_path):
 
     config = TrainConfig.from_toml(Path(__file__).parents[2] / "models" / "configs" / "liver_unet2d.toml")
     groups = SegData.from_config(config, 2).settings().groups
-    assert groups == [{"name": "liver", "ids": [5], "label_id": 5, "drop_islands": 0.1, "fill_holes": True}]
+    assert groups == [{"name": "liver", "ids": [5], "label_id": 5, "drop_islands": 0.1, "fill_holes": True,
+                       "grow": {"mm": 3.0, "band_sd": 2.0}}]
     bad = tmp_path / "bad.toml"
-    bad.write_text('task = "segmentation_2d"\nname = "x"\n[data]\nsynthetic = 2\n[extra]\ndrop_islands = 2\n')
-    with pytest.raises(InputError, match="drop_islands"):
-        SegData.from_config(TrainConfig.from_toml(bad), 2).groups()
+    for extra, key in (("drop_islands = 2", "drop_islands"), ("grow = { mm = 3 }", "grow"),
+                       ("grow = { mm = 3, low = 100, band_sd = 2 }", "grow"), ("grow = { mm = 50, low = 1 }", "grow.mm"),
+                       ("grow = 3", "grow")):
+        bad.write_text(f'task = "segmentation_2d"\nname = "x"\n[data]\nsynthetic = 2\n[extra]\n{extra}\n')
+        with pytest.raises(InputError, match=key):
+            SegData.from_config(TrainConfig.from_toml(bad), 2).groups()

@@ -168,6 +168,52 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return ndimage.binary_fill_holes(mask != 0)
 
 
+def grow_into(mask: np.ndarray, hu: np.ndarray, spacing, mm: float, low: float | None = None,
+              high: float | None = None, band_sd: float | None = None) -> np.ndarray:
+    """``mask`` grown by up to ``mm`` into the voxels whose HU lie in a band, through such voxels only.
+
+    Why: on real CT the networks draw their boundary inside the organ — the 3 mm voxels of a scan's
+    outer shell are missed (real slab: liver 765 of 1043 ml found, vertebrae 92 of 158 ml). The band
+    is either fixed (``low``/``high`` HU: bone from 100 HU, below which soft tissue lies) or the
+    mask's own (median ± ``band_sd`` robust standard deviations of the HU under it: a liver's
+    enhancement differs by contrast phase). Growth is bounded by the distance in mm on the scan's
+    grid and only keeps grown voxels connected to the mask, so a rib or a vessel of bone-like HU
+    touches the result only within ``mm`` of the network's own boundary.
+    """
+    from scipy import ndimage
+
+    mask = np.asarray(mask) != 0
+    hu = np.asarray(hu)
+    if mask.ndim != 3 or hu.shape != mask.shape:
+        raise InputError(f"expected a 3-D mask and HU of the same shape, got {mask.shape} and {hu.shape}")
+    if not mask.any() or mm <= 0:
+        return mask.copy()
+    spacing = np.asarray([float(s) for s in spacing])
+    if band_sd is not None:
+        under = hu[mask].astype(np.float32)
+        centre = float(np.median(under))
+        sd = 1.4826 * float(np.median(np.abs(under - centre)))
+        low, high = centre - band_sd * sd, centre + band_sd * sd
+    # Work inside the mask's box plus the growth margin: a distance map of a whole 512² x 400 scan
+    # in float64 would be 800 MB.
+    margin = np.ceil(mm / spacing).astype(int)
+    where = np.nonzero(mask)
+    box = tuple(slice(max(0, int(w.min()) - m), int(w.max()) + m + 1) for w, m in zip(where, margin))
+    sub_mask, sub_hu = mask[box], hu[box]
+    near = ndimage.distance_transform_edt(~sub_mask, sampling=spacing) <= mm
+    band = np.ones(sub_mask.shape, dtype=bool)
+    if low is not None:
+        band &= sub_hu >= low
+    if high is not None:
+        band &= sub_hu <= high
+    grown = sub_mask | (near & band)
+    pieces, _ = ndimage.label(grown)
+    keep = np.unique(pieces[sub_mask])
+    out = mask.copy()
+    out[box] = np.isin(pieces, keep[keep > 0])
+    return out
+
+
 # -- helpers -------------------------------------------------------------------------------------
 
 def _volume(image01) -> np.ndarray:

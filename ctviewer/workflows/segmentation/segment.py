@@ -9,7 +9,8 @@ evaluation and the model dock's child process (:func:`segment`).
 Steps: window to [0, 1] → resample to the working spacing (anti-aliased) → slice-wise or
 sliding-window prediction → probabilities resampled back to the scan's grid (linear) → threshold →
 the clean-up the card asks for per group (``drop_islands``: pieces smaller than that fraction of the
-largest go; ``fill_holes``: enclosed cavities are filled) → optionally only the largest connected part
+largest go; ``grow``: the boundary grown a few mm into voxels of the organ's HU, as real scans'
+outer shells are missed; ``fill_holes``: enclosed cavities are filled) → optionally only the largest connected part
 of each group (``keep_largest``, the CLI's ``--largest``) → one label map (later groups win overlaps).
 A vertebrae model's one class is then split into vertebrae by level (26 S1 … 50 C1, TotalSegmentator's
 ids) with the classical vertebra count (:func:`add_levels`).
@@ -83,8 +84,9 @@ def check_scan(volume, where: str | Path) -> None:
 def segment_volume(volume, predict_fn, settings: SegSettings, keep_largest: bool = False,
                    progress=None, cancel=None) -> SegmentResult:
     """Segment ``volume`` (HU) with ``predict_fn`` as described by ``settings`` (see the module docstring)."""
-    from ctviewer.workflows.segmentation.inference import (drop_islands, fill_holes, largest_component,
-                                                           predict_sliding_window, predict_slices)
+    from ctviewer.workflows.segmentation.inference import (drop_islands, fill_holes, grow_into,
+                                                           largest_component, predict_sliding_window,
+                                                           predict_slices)
     from ctviewer.workflows.segmentation.prepare import resample, resample_to_shape, window01
 
     progress = progress or no_progress
@@ -116,6 +118,8 @@ def segment_volume(volume, predict_fn, settings: SegSettings, keep_largest: bool
         del prob
         if group.get("drop_islands") and mask.any():
             mask = drop_islands(mask, float(group["drop_islands"]))
+        if group.get("grow"):
+            mask = grow_into(mask, volume.array, volume.spacing, **group["grow"])
         if group.get("fill_holes"):
             mask = fill_holes(mask)
         if keep_largest and mask.any():

@@ -38,7 +38,7 @@ TEST_SEED_START = 2_000_000
 DATA_KEYS = {"sources", "synthetic", "synthetic_test", "test_seed_start", "target", "window", "spacing_mm",
              "resample_labels", "real_test"}
 EXTRA_KEYS = {"filters", "activation", "dropout", "loss", "slice_size", "base_filters", "depth", "patch",
-              "samples_per_epoch", "foreground_fraction", "val_samples", "augment", "drop_islands", "fill_holes"}
+              "samples_per_epoch", "foreground_fraction", "val_samples", "augment", "drop_islands", "fill_holes", "grow"}
 
 
 @dataclass
@@ -116,7 +116,7 @@ class SegData:
         return out
 
     def clean_up(self) -> dict:
-        """``[extra] drop_islands`` / ``fill_holes``, checked: what segment_volume does to each group's mask."""
+        """``[extra] drop_islands`` / ``fill_holes`` / ``grow``, checked: what segment_volume does to each group's mask."""
         out = {}
         islands = self.extra.get("drop_islands")
         if islands is not None:
@@ -129,6 +129,9 @@ class SegData:
             if not isinstance(fill, bool):
                 raise InputError(f"key 'fill_holes' should be true or false, not {fill!r}")
             out["fill_holes"] = fill
+        grow = self.extra.get("grow")
+        if grow is not None:
+            out["grow"] = _checked_grow(grow)
         return out
 
     def settings(self):
@@ -366,3 +369,23 @@ def _spec(dims: int) -> TaskSpec:
 
 TASK_2D = _spec(2)
 TASK_3D = _spec(3)
+
+
+def _checked_grow(grow) -> dict:
+    """``grow = { mm = 6, low = 100 }`` (a fixed HU band) or ``{ mm = 3, band_sd = 2 }`` (the mask's own)."""
+    example = "e.g. { mm = 6, low = 100 } or { mm = 3, band_sd = 2 }"
+    if not isinstance(grow, dict) or set(grow) - {"mm", "low", "high", "band_sd"}:
+        raise InputError(f"key 'grow' should be a table with mm and low/high or band_sd ({example}), not {grow!r}")
+    numbers = dict(grow)
+    for key, value in numbers.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"key 'grow.{key}' should be a number ({example}), not {value!r}")
+    if not 0 < numbers.get("mm", 0) <= 20:
+        raise InputError(f"key 'grow.mm' should be a distance above 0 and at most 20 mm ({example})")
+    has_band = "band_sd" in numbers
+    if has_band == ("low" in numbers or "high" in numbers):
+        raise InputError(f"key 'grow' needs either a fixed band (low and/or high HU) or band_sd, not both "
+                         f"or neither ({example})")
+    if has_band and numbers["band_sd"] <= 0:
+        raise InputError(f"key 'grow.band_sd' should be above 0 ({example})")
+    return {k: float(v) for k, v in numbers.items()}
