@@ -140,3 +140,14 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert "unknown threshold method 'kmeans'" in capsys.readouterr().err
     assert main(["soil", "pores", str(one_peak), "--method", "otsu", "--label", "3"]) == 2
     assert "--label 3 picks an object" in capsys.readouterr().err
+
+
+def test_a_float_volume_and_a_voxel_size_given_by_hand(tmp_path, capsys):
+    _, values, solid = _medium(tmp_path)
+    scaled = write_volume(Volume(values.astype(np.float32) / 65535), tmp_path / "float.npy")
+    data = _pores(scaled, "--voxel-mm", "0.2,0.05,0.05", capsys=capsys)
+    assert data["phases"]["histogram"]["exact"] is False and data["phases"]["histogram"]["dtype"] == "float32"
+    assert data["porosity"] == pytest.approx(1 - solid.mean(), abs=0.001)
+    assert data["voxel_mm"] == [0.2, 0.05, 0.05]
+    assert main(["soil", "pores", str(scaled), "--voxel-mm", "0,1"]) == 2
+    assert "is not a voxel size in mm" in capsys.readouterr().err
