@@ -151,3 +151,15 @@ def test_a_float_volume_and_a_voxel_size_given_by_hand(tmp_path, capsys):
     assert data["voxel_mm"] == [0.2, 0.05, 0.05]
     assert main(["soil", "pores", str(scaled), "--voxel-mm", "0,1"]) == 2
     assert "is not a voxel size in mm" in capsys.readouterr().err
+
+
+def test_a_tiff_whose_nan_voxels_the_reader_filled_in_is_still_refused(tmp_path, capsys):
+    import tifffile
+
+    values = np.random.default_rng(9).random((6, 20, 20)).astype(np.float32)
+    values[0, 0, :5] = np.nan
+    values[2, 2, 2] = np.inf
+    tifffile.imwrite(tmp_path / "holes.tif", values)
+    assert main(["soil", "pores", str(tmp_path / "holes.tif")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holes.tif" in err[0] and "6 of 2,400 voxels are NaN or infinite in the file" in err[0]

@@ -157,7 +157,20 @@ def _slabs(shape: tuple) -> list[slice]:
     return [slice(s, min(s + step, shape[0])) for s in range(0, shape[0], step)]
 
 
+def check_numbers(volume) -> None:
+    """Refuse a volume whose reader replaced NaN or infinite voxels (``meta['nonfinite_voxels']``, as
+    TIFF stacks do so that views can show them): a threshold would count them as the darkest phase."""
+    meta = getattr(volume, "meta", None) or {}
+    bad = int(meta.get("nonfinite_voxels", 0) or 0)
+    if bad:
+        total = int(np.prod(np.shape(getattr(volume, "array", ()))[:3]))
+        raise InputError(f"{bad:,d} of {total:,d} voxels are NaN or infinite in the file (shown as the lowest "
+                         "value): the histogram needs numbers (fill or crop them first)",
+                         getattr(volume, "source", None) or None)
+
+
 def _as_array(values) -> tuple[np.ndarray, str | None]:
+    check_numbers(values)
     source = getattr(values, "source", None) or None
     array = np.asarray(getattr(values, "array", values))
     if getattr(values, "is_rgb", False) or (array.ndim == 4 and array.shape[-1] in (3, 4)):

@@ -232,6 +232,7 @@ def measure(volume, method: str = phases.DEFAULT_METHOD, denoise: str = "none", 
             n: int | None = None, spacing=None, progress: Progress | None = None,
             cancel: CancelToken | None = None) -> tuple[Porosity, np.ndarray]:
     """Porosity of a volume by ``method`` and the pore mask (bool, the volume's grid) it counted."""
+    phases.check_numbers(volume)
     array = np.asarray(getattr(volume, "array", volume))
     source = getattr(volume, "source", None) or None
     if array.ndim != 3:
