@@ -341,3 +341,35 @@ def test_levels_only_the_count_places_start_no_network(tmp_path, capsys, monkeyp
     for level in ("L1", "S1"):
         pick, truth = picks.get("abdomen", level), torso.levels[level]
         assert pick.source == "spine count" and truth.bottom_slice <= pick.slice_index <= truth.top_slice, pick
+
+
+@pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason="the shipped model models/slice_locator.keras is absent")
+def test_real_series_cropped_like_other_scans_t12_found_or_said_absent(shared_data, tmp_path, capsys):
+    """ACRIN 001 cut as other protocols cut it, written as NIfTI on the series' own grid: a pelvis-only
+    scan (slices 0–39: L5 and the sacrum) has neither T12 nor L3; a scan starting at L2 (slices 60–98) and
+    one ending just above T12's upper disc (slices 0–83) place T12 within one vertebral body (6 slices,
+    ~25 mm) of slice 75, read by eye. A regression check on a scan the counter was built beside."""
+    from dataclasses import replace
+
+    from ctviewer.io import read_volume
+
+    series = shared_data / "ct" / ACRIN
+    if not series.is_dir():
+        pytest.skip(f"{series} is absent")
+    whole = read_volume(series)
+    crops = {"pelvis": (0, 40), "from_l2": (60, 99), "top_at_t11": (0, 84)}
+    paths = []
+    for name, (k0, k1) in crops.items():
+        origin = tuple(float(c) for c in whole.index_to_lps(np.array([[k0, 0, 0]]))[0])
+        crop = replace(whole, array=np.ascontiguousarray(whole.array[k0:k1]), origin=origin, meta={}, warnings=[])
+        paths.append(str(write_volume(crop, tmp_path / f"{name}.nii.gz")))
+    out = tmp_path / "picks.csv"
+    assert main(["locate", *paths, "--levels", "L3,T12", "-o", str(out)]) == 0
+    capsys.readouterr()
+    picks = PicksFile.open(out)
+    assert [picks.get("pelvis", lv).status for lv in ("L3", "T12")] == ["not_in_scan", "not_in_scan"]
+    for name in ("from_l2", "top_at_t11"):
+        t12 = picks.get(name, "T12")
+        assert t12.in_scan and abs(t12.slice_index + crops[name][0] - 75) <= 6, (name, t12)
+    assert picks.get("from_l2", "L3").status == "not_in_scan"
+    assert abs(picks.get("top_at_t11", "L3").slice_index - 51) <= 6
