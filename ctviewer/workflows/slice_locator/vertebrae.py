@@ -56,8 +56,13 @@ RIB_START_MM, RIB_CUT_MM, RIB_REACH_MM, RIB_OUTER_MM = 42.0, 30.0, 70.0, 78.0
 RIB_HEAD_MM = 22.0
 #: Largest cross-section (mm²) of a rib's part in the window (ribs measure 80–150 there).
 RIB_MAX_SECTION_MM2 = 300.0
-#: A rib drops less than this (mm) within the window beside the spine; an iliac wing spans more.
-RIB_MAX_DROP_MM = 70.0
+#: A rib is this thick (mm along z) at most where it crosses each column of the window beside the spine:
+#: ~7 mm of bone cut obliquely, 13-21 mm on real CT at 4.25 mm slices; an iliac wing spans 50-100 mm.
+#: (Not the part's whole drop: a lower rib leaving the spine at 50-60 degrees drops 60-85 mm in the window.)
+RIB_MAX_HEIGHT_MM = 30.0
+#: A part dropping more than this (mm) in the window is first split at its medial ends (ribs touching
+#: further out, one below the other); a single rib dropping more is still a rib.
+RIB_SPLIT_DROP_MM = 70.0
 #: Half-span (mm) of bone at the body's depth that marks the sacrum (alae), against a lumbar body's ~25.
 SACRUM_HALF_SPAN_MM = 40.0
 #: The alae lie within this (mm) above the lower end of the column (the sacrum and coccyx are ~10 cm long).
@@ -293,43 +298,52 @@ def _ribs_in(mask: np.ndarray, d: np.ndarray, band: _Band, thinned: bool) -> lis
     return heads
 
 
-def _heads_of(piece: np.ndarray, d: np.ndarray, band: _Band, thinned: bool, split: bool) -> list[float]:
+def _heads_of(piece: np.ndarray, d: np.ndarray, band: _Band, thinned: bool, split: bool,
+              start_mm: float = RIB_START_MM) -> list[float]:
     """Head slices (in ``piece``) of the ribs one part of bone in the window holds: none, one, or one per
     medial end where ribs touch further out.
 
-    A part too thick for a rib is first split at its medial ends (the lower ribs hang close together and
-    touch in thick slices; each keeps its own head), then looked at once more without its thick lumps: a
-    rib touching a kidney bright with contrast, or the liver's edge, is kept; a plate (an iliac wing, a
-    scapula) stays too wide to be one.
+    A part too thick for a rib, or dropping further than one rib does in the window, is first split at its
+    medial ends (the lower ribs hang close together and touch in thick slices; each keeps its own head);
+    one too thick is then looked at once more without its thick lumps: a rib touching a kidney bright with
+    contrast, or the liver's edge, is kept; a plate (an iliac wing, a scapula) stays too wide to be one.
+    "Too thick" is judged per column across the window (bone and z extent), never by the part's whole drop:
+    a lower rib leaving the spine at 50-60 degrees, as on real CT, is a rib.
     """
     reach = d[piece.any(axis=(0, 1))]
-    if reach.min() > RIB_START_MM or reach.max() < RIB_REACH_MM:
+    if reach.min() > start_mm or reach.max() < RIB_REACH_MM:
         return []
     zs = np.flatnonzero(piece.any(axis=(1, 2)))
-    z_extent = (zs[-1] - zs[0] + 1) * band.sz
+    across = piece.any(axis=1).sum(axis=0)                   # slices holding the part, per column
+    height = float(np.median(across[across > 0])) * band.sz
     # a rib is a bar of ~1 cm²; an iliac wing, a scapula or a contrast-filled kidney is a plate or a lump
     section = piece.sum() * band.pixel ** 2 * band.sz / max(float(reach.max() - reach.min()), band.pixel)
     medial = piece & (d < reach.min() + 10)[None, None, :]
     ends, m = ndimage.label(medial.any(axis=(1, 2)))
-    if section > RIB_MAX_SECTION_MM2 or z_extent > RIB_MAX_DROP_MM:
-        if thinned:
-            return []
+    too_thick = section > RIB_MAX_SECTION_MM2 or height > RIB_MAX_HEIGHT_MM
+    if too_thick or (zs[-1] - zs[0] + 1) * band.sz > RIB_SPLIT_DROP_MM:
         blobs, n = ndimage.label(medial) if split else (None, 0)
         if n > 1:
-            return [z for part in _split_at_ends(piece, blobs, n, band) for z in
-                    _heads_of(part, d, band, thinned=False, split=False)]
-        return _ribs_in(_thin(piece, band.pixel), d, band, thinned=True)
+            # each rib keeps its own medial end at the part's medial edge; a piece cut from a plate
+            # (an iliac wing) may start only where the plate's edge crosses the medial zone further out
+            return [z for part in _split_at_ends(piece, blobs, n) for z in
+                    _heads_of(part, d, band, thinned=False, split=False, start_mm=reach.min() + 5)]
+        if too_thick:
+            return [] if thinned else _ribs_in(_thin(piece, band.pixel), d, band, thinned=True)
     return [_head_z(piece, d, np.flatnonzero(ends == e), band.sz) for e in range(1, m + 1)]
 
 
-def _split_at_ends(piece: np.ndarray, ends: np.ndarray, n: int, band: _Band) -> list[np.ndarray]:
+def _split_at_ends(piece: np.ndarray, ends: np.ndarray, n: int) -> list[np.ndarray]:
     """``piece`` cut into one part per medial end (``ends``: the ends labelled 1..n): every voxel goes to
-    the end it is joined to through the part's thickest bone (a watershed from the ends over the depth
-    inside the part), so ribs touching at a thin seam come apart."""
+    the end nearest to it along the bone (a watershed from the ends over a flat image floods in steps
+    from all ends at once), so each rib keeps its own length where ribs touch further out.
+
+    Not a watershed over the bone's depth: lower ribs that slope down from the spine cross a kidney bright
+    with contrast or their neighbour, and a rib joined to that through a thin spot lost its whole outer
+    part to the end whose bone reached the thick lump first (generator 4's ribs, 11 and 12 on seed 11)."""
     from skimage.segmentation import watershed
 
-    depth = ndimage.distance_transform_edt(piece, sampling=(band.sz, band.pixel, band.pixel))
-    regions = watershed(-depth, ends, mask=piece)
+    regions = watershed(np.zeros(piece.shape, np.uint8), ends, mask=piece)
     return [regions == e for e in range(1, n + 1)]
 
 
