@@ -1,7 +1,9 @@
-"""The soil dock: the seed's soil micro-CT scripts as four tabs of one panel.
+"""The soil dock: the seed's soil micro-CT scripts as five tabs of one panel.
 
 * Cube — cut a cube out of the open DICOM stack (slice range + crop box on the views), open it, save it;
 * Objects 3D — split it into density objects and show any of them as surfaces in the 3D panel;
+* Phases — pores and solid split on a live histogram, porosity with its uncertainty, profiles, REV
+  (:class:`app.soil.phases_panel.PhasesPanel`);
 * Pores — pore statistics (:class:`app.soil.pores_panel.PoresPanel`);
 * Explain — the network's heatmaps and activations (:class:`app.soil.explain_panel.ExplainPanel`).
 
@@ -16,6 +18,7 @@ from PySide6.QtWidgets import QDockWidget, QTabWidget
 from app.soil.cube_builder import CubeBuilderPanel
 from app.soil.explain_panel import ExplainPanel
 from app.soil.objects_3d import ObjectsPanel
+from app.soil.phases_panel import PhasesPanel
 from app.soil.pores_panel import PoresPanel
 
 
@@ -27,10 +30,11 @@ class SoilDock(QDockWidget):
         self.tabs = QTabWidget()
         self.cube = CubeBuilderPanel(window)
         self.objects = ObjectsPanel(window)
+        self.phases = PhasesPanel(window)
         self.pores = PoresPanel(window)
         self.explain = ExplainPanel(window)
-        self.panels = [self.cube, self.objects, self.pores, self.explain]
-        for panel, title in zip(self.panels, ("Cube", "Objects 3D", "Pores", "Explain")):
+        self.panels = [self.cube, self.objects, self.phases, self.pores, self.explain]
+        for panel, title in zip(self.panels, ("Cube", "Objects 3D", "Phases", "Pores", "Explain")):
             self.tabs.addTab(panel, title)
         self.setWidget(self.tabs)
         # the crop box is drawn on the views only while the user sees the Cube tab

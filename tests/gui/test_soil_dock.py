@@ -83,11 +83,12 @@ def drag_on_view(qtbot, view, start_mm: QPointF, end_mm: QPointF, steps: int = 8
     qtbot.wait(20)
 
 
-def test_the_dock_has_its_four_tabs_and_a_file_menu_entry(window, qtbot):
+def test_the_dock_has_its_five_tabs_and_a_file_menu_entry(window, qtbot):
     dock = window.soil_dock
-    assert [dock.tabs.tabText(n) for n in range(dock.tabs.count())] == ["Cube", "Objects 3D", "Pores", "Explain"]
-    assert [type(dock.tabs.widget(n)).__name__ for n in range(4)] == [
-        "CubeBuilderPanel", "ObjectsPanel", "PoresPanel", "ExplainPanel"]
+    assert [dock.tabs.tabText(n) for n in range(dock.tabs.count())] == [
+        "Cube", "Objects 3D", "Phases", "Pores", "Explain"]
+    assert [type(dock.tabs.widget(n)).__name__ for n in range(5)] == [
+        "CubeBuilderPanel", "ObjectsPanel", "PhasesPanel", "PoresPanel", "ExplainPanel"]
     entry = next(a for a in window.findChildren(QAction) if a.text() == "Soil &cube and objects…")
     entry.trigger()
     qtbot.waitUntil(dock.isVisible, timeout=2000)
