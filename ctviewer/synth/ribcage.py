@@ -120,7 +120,11 @@ def rib_shapes(spine: Spine, cage: Cage, sternum: Sternum, p: TorsoParams, draw:
                 z_end = z_head - (80 if n == 11 else 62) * p.height_scale * (theta_end - theta0) / np.radians(80)
             theta = np.linspace(theta0, theta_end, 16)
             s = (theta - theta0) / max(theta_end - theta0, 1e-3)
-            z = z_head + (z_end - z_head) * s ** (1.3 if n <= 7 else 1.0)
+            # Most of the drop comes early, just beyond the rib's angle: in a frontal projection of real CT
+            # each rib leaves the spine sloping down (about 30 degrees for the upper ribs, 45-50 for the
+            # lower) and hangs along the flank; dropping late (s ** 1.3) drew a level "ladder" beside the
+            # spine (models/README.md, the locator retrained on generator 3).
+            z = z_head + (z_end - z_head) * (1 - (1 - s) ** (1.6 if n <= 7 else 2.0))
             A, B, yc = cage.at(z)
             arc = np.stack([side * A * np.sin(theta), yc + B * np.cos(theta), z], axis=1)
             pts = np.vstack([head, tub, arc])
