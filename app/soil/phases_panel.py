@@ -86,8 +86,10 @@ class PhasesPanel(QWidget):
         self.plots = ResultPlots()
 
         form = QFormLayout()
-        form.addRow("Denoise first", self.denoise)
-        form.addRow("", self.noise)
+        denoising = QHBoxLayout()
+        denoising.addWidget(self.denoise)
+        denoising.addWidget(self.noise, 1)
+        form.addRow("Denoise first", denoising)
         form.addRow("Method", self.method)
         form.addRow("Threshold", self.value)
         buttons = QHBoxLayout()
@@ -393,6 +395,9 @@ class PhasesPanel(QWidget):
         layers = self.study.layers
         at = layers.index(self.layer) if self.layer in layers else len(layers)
         layers.insert(at, self.outline_layer)   # below the pores: the 3D panel keeps showing them
+        keeper = getattr(self.window, "keeper", None)
+        if keeper is not None:   # a drawing of the outline, remade by Measure: never asked about on closing
+            keeper.mark_scratch(self.outline_layer)
 
     # -- saving --------------------------------------------------------------------------------
     def save(self, prefix) -> list:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QTabWidget
 
 THRESHOLD_PEN = pg.mkPen("#e74c3c", width=2)
 MARK_COLOURS = {"otsu": "#8e44ad", "valley": "#16a085"}
+MARK_HEIGHTS = {"otsu": 0.78, "valley": 0.62}   # where their names sit on the line: apart when they are close
 AXIS_COLOURS = {"z": "#2e86c1", "y": "#e67e22", "x": "#27ae60"}
 
 
@@ -63,7 +64,8 @@ class HistogramPlot(pg.PlotWidget):
             colour = MARK_COLOURS.get(name, "#555")
             mark = pg.InfiniteLine(pos=value, angle=90, movable=False,
                                    pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
-                                   label="Otsu" if name == "otsu" else name, labelOpts={"position": 0.75, "color": colour})
+                                   label="Otsu" if name == "otsu" else name,
+                                   labelOpts={"position": MARK_HEIGHTS.get(name, 0.7), "color": colour})
             self.addItem(mark)
             self.marks[name] = mark
 
@@ -76,7 +78,7 @@ class ResultPlots(QTabWidget):
         self.profiles = pg.PlotWidget(background="w")
         self.profiles.setLabel("bottom", "position along the axis", units="mm")
         self.profiles.setLabel("left", "porosity", units="%")
-        self.profiles.addLegend(offset=(-10, 10))
+        self.profiles.addLegend(offset=(10, 2), colCount=3, brush=(255, 255, 255, 200))
         self.profile_curves = {axis: self.profiles.plot([], [], pen=pg.mkPen(c, width=2), name=f"along {axis}")
                                for axis, c in AXIS_COLOURS.items()}
         self.rev = pg.PlotWidget(background="w")

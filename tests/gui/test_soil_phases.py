@@ -107,7 +107,8 @@ def drag(qtbot, plot, start: float, stop: float, steps: int = 6, before_release=
     qtbot.wait(20)
 
 
-def test_dragging_the_threshold_on_the_snow_histogram_updates_porosity_slices_and_the_pore_layer(window, qtbot):
+def test_dragging_the_threshold_on_the_snow_histogram_updates_porosity_slices_and_the_pore_layer(
+        window, qtbot, monkeypatch):
     from skimage.filters import threshold_otsu
 
     panel = open_phases(window, qtbot)
@@ -124,16 +125,24 @@ def test_dragging_the_threshold_on_the_snow_histogram_updates_porosity_slices_an
     np.testing.assert_array_equal(layer.array, values <= t0)
     np.testing.assert_array_equal(axial_overlay(window, layer), shown_pores(window, values, t0))
 
-    # the user drags the red line 3000 grey values up: during the drag the number and the slices follow
+    # the user drags the red line 3000 grey values up: during the drag the number and the slices follow,
+    # the 3D surface (slow to extract) only once the line is let go
+    view3d = window.viewer.view3d
+    qtbot.waitUntil(lambda: view3d._worker is None, timeout=30000)
+    handed = []
+    real_set_labels = view3d.set_labels
+    monkeypatch.setattr(view3d, "set_labels", lambda labels: handed.append(labels) or real_set_labels(labels))
     seen = {}
 
     def during():
         t = panel.threshold
-        seen.update(t=t, text=panel.porosity.text(), overlay=axial_overlay(window, layer),
+        seen.update(t=t, text=panel.porosity.text(), overlay=axial_overlay(window, layer), handed=len(handed),
                     method=panel.method.currentText(), expected=shown_pores(window, values, t))
 
-    drag(qtbot, panel.histogram, t0, t0 + 3000, before_release=during)
-    assert seen["t"] > t0 + 2000 and seen["method"] == "Threshold (yours)"
+    with qtbot.waitSignal(view3d.scene_ready, timeout=60000):
+        drag(qtbot, panel.histogram, t0, t0 + 3000, before_release=during)
+    assert seen["t"] > t0 + 2000 and seen["method"] == "Threshold (yours)" and seen["handed"] == 0
+    assert handed == [layer.labels] and view3d.scene.label_actors
     assert seen["text"].startswith(f"Porosity {100 * np.mean(values <= seen['t']):.2f} %")
     np.testing.assert_array_equal(seen["overlay"], seen["expected"])
     # let go: the whole pore phase follows in a worker (and the 3D panel is handed the new labels)
@@ -141,7 +150,6 @@ def test_dragging_the_threshold_on_the_snow_histogram_updates_porosity_slices_an
     qtbot.waitUntil(lambda: not panel._stale, timeout=20000)
     np.testing.assert_array_equal(layer.array, values <= t1)
     assert f"grey <= {t1:g}" in layer.labels.table.name(1)
-    assert window.viewer.view3d._labels is layer.labels
 
     # the method box puts Otsu's threshold back
     panel.method.setCurrentIndex(panel.method.findData("otsu"))
@@ -243,6 +251,17 @@ def test_a_sample_filling_the_view_is_said_so_and_a_median_denoised_volume_is_th
     panel.save(tmp_path / "snow")
     data = json.loads((tmp_path / "snow.json").read_text())
     assert data["settings"]["denoise"] == "median" and data["phases"]["denoise"]["noise_sigma_after"] == after
+
+
+def test_denoising_can_be_cancelled_and_the_raw_volume_stays(window, qtbot):
+    panel = open_phases(window, qtbot, bimodal_cube())
+    t = panel.threshold
+    panel.denoise.setCurrentIndex(panel.denoise.findData("nlm"))
+    assert panel.row.running and panel.row.cancel_button.isVisible()
+    qtbot.mouseClick(panel.row.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not panel.row.running, timeout=60000)
+    assert "cancelled" in panel.row.status.text()
+    assert panel.denoised is None and panel.denoise.currentData() == "none" and panel.threshold == t
 
 
 def test_a_unimodal_volume_asks_for_a_threshold_instead_of_a_number(window, qtbot):
