@@ -84,6 +84,7 @@ class PhasesPanel(QWidget):
         self.outline_note = QLabel("")
         self.outline_note.setWordWrap(True)
         self.plots = ResultPlots()
+        self.plots.hide()          # until Measure has something to plot
 
         form = QFormLayout()
         denoising = QHBoxLayout()
@@ -128,6 +129,7 @@ class PhasesPanel(QWidget):
         self.detail.setText("")
         self.noise.setText("")
         self.outline_note.setText("")
+        self.plots.hide()
         self._enable()
         if self.isVisible():
             self.count()
@@ -192,6 +194,7 @@ class PhasesPanel(QWidget):
         self.value.setSingleStep(max(hist.grey_step, 10 ** -decimals))
         self.value.blockSignals(False)
         self.outline_note.setText("")
+        self.plots.hide()
         self._drop_outline()
         self.apply_method()
 
@@ -372,9 +375,11 @@ class PhasesPanel(QWidget):
         self._show_outline()
         self._fill_layer(pores)
         self.plots.show_result(found, study.image.spacing)
+        self.plots.show()
         self.outline_note.setText("\n".join(found.notes))
         rev = found.rev
-        self.row.say(f"Measured by {found.threshold.method} at grey <= {found.threshold.value:g}; REV "
+        how = "your threshold" if found.threshold.method == "threshold" else found.threshold.method
+        self.row.say(f"Measured by {how} at grey <= {found.threshold.value:g}; REV "
                      + (f"{rev.rev_mm:.3g} mm" if rev.rev_mm is not None else f"not reached ({rev.note})"))
         self._enable()
         self.measured.emit(found)

@@ -7,7 +7,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QTabWidget
+from PySide6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
 
 THRESHOLD_PEN = pg.mkPen("#e74c3c", width=2)
 MARK_COLOURS = {"otsu": "#8e44ad", "valley": "#16a085"}
@@ -78,22 +78,31 @@ class ResultPlots(QTabWidget):
         self.profiles = pg.PlotWidget(background="w")
         self.profiles.setLabel("bottom", "position along the axis", units="mm")
         self.profiles.setLabel("left", "porosity", units="%")
-        self.profiles.addLegend(offset=(10, 2), colCount=3, brush=(255, 255, 255, 200))
-        self.profile_curves = {axis: self.profiles.plot([], [], pen=pg.mkPen(c, width=2), name=f"along {axis}")
+        self.profile_curves = {axis: self.profiles.plot([], [], pen=pg.mkPen(c, width=2))
                                for axis, c in AXIS_COLOURS.items()}
+        # the key above the plot, not a legend over the curves of a small plot
+        key = QLabel("   ".join(f'<span style="color:{c}">━━ along {axis}</span>' for axis, c in AXIS_COLOURS.items()))
+        profiles = QWidget()
+        box = QVBoxLayout(profiles)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(0)
+        box.addWidget(key)
+        box.addWidget(self.profiles, 1)
         self.rev = pg.PlotWidget(background="w")
         self.rev.setLabel("bottom", "side of the centred sub-cube", units="mm")
         self.rev.setLabel("left", "porosity", units="%")
         self.rev_curve = self.rev.plot([], [], pen=pg.mkPen("#2e86c1", width=2), symbol="o", symbolSize=5,
                                        symbolBrush="#2e86c1")
         band = pg.mkPen("#7f8c8d", width=1, style=Qt.PenStyle.DashLine)
-        self.rev_whole = [pg.InfiniteLine(angle=0, pen=band) for _ in range(2)]
+        self.rev_whole = [pg.InfiniteLine(angle=0, pen=band),
+                          pg.InfiniteLine(angle=0, pen=band, label="whole sample ± 5 %",
+                                          labelOpts={"position": 0.9, "color": "#7f8c8d", "anchors": [(1, 1), (1, 1)]})]
         self.rev_mark = pg.InfiniteLine(angle=90, pen=pg.mkPen("#c0392b", width=1.5), label="REV",
                                         labelOpts={"position": 0.1, "color": "#c0392b"})
         for item in (*self.rev_whole, self.rev_mark):
             item.hide()
             self.rev.addItem(item)
-        self.addTab(self.profiles, "Profiles z / y / x")
+        self.addTab(profiles, "Profiles z / y / x")
         self.addTab(self.rev, "REV")
 
     def show_result(self, found, spacing) -> None:
@@ -107,6 +116,7 @@ class ResultPlots(QTabWidget):
         for line, sign in zip(self.rev_whole, (-1, 1)):   # the tolerance band around the whole sample's
             line.setPos(100 * rev.whole * (1 + sign * rev.tolerance))
             line.show()
+        self.rev_whole[1].label.setFormat(f"whole sample ± {100 * rev.tolerance:.0f} %")
         self.rev_mark.setVisible(rev.rev_mm is not None)
         if rev.rev_mm is not None:
             self.rev_mark.setPos(rev.rev_mm)
