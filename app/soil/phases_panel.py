@@ -302,9 +302,12 @@ class PhasesPanel(QWidget):
         method = self.method.currentData() or "threshold"
         name = work.pore_label_name(method, self.threshold, self.denoise.currentData())
         layer = self.layer
+        how = {"method": method, "threshold": self.threshold, "pores": "grey value <= threshold",
+               "denoise": self.denoise.currentData(), "sample_outline": self.inside is not None}
         if layer is None or layer not in self.study.layers:
             table = LabelTable([Label(work.PORES_ID, name, work.PORE_COLOUR)])
             labels = LabelMap(self.study.image.with_array(np.array(ids, dtype=np.uint8)), table)
+            labels.volume.meta["phases"] = how   # read by the Pores tab when it saves its statistics
             self.layer = LabelLayer(labels, name=work.PORE_LAYER, opacity=0.45)
             view3d = self.window.viewer.view3d
             if view3d is not None:
@@ -312,6 +315,7 @@ class PhasesPanel(QWidget):
             self.study.layers.append(self.layer)   # topmost: the 3D panel shows its surface
         else:
             np.copyto(layer.array, ids)
+            layer.labels.volume.meta["phases"] = how
             layer.data_changed.emit(None)
             layer.labels.table.update(work.PORES_ID, name=name)
             layers = self.study.layers.by_kind("labels")

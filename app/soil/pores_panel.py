@@ -5,7 +5,8 @@ and the connectivity, and presses Measure; :func:`ctviewer.workflows.soil.pores.
 worker. The numbers go in a small form, the porosity per slice in a depth profile (depth downwards, as
 soil profiles are drawn; a click moves the views to that slice), the local-thickness histogram in a
 pore-size plot, the largest clusters in a list; Save writes what ``ctviewer soil pores --json`` (or ``--csv``)
-prints. A study without label layers is first split into density objects (the seed's six bins).
+prints; for the pore phase of the Phases tab, with its method, threshold and denoising. A study without
+label layers is first split into density objects (the seed's six bins).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class PoresPanel(QWidget):
         self.stats = None
         self._choices: list[work.LabelChoice] = []
         self._measured_spacing = (1.0, 1.0, 1.0)
+        self._phases = None   # method, threshold, denoising of the pore phase measured (Phases tab)
 
         self.label_box = QComboBox()
         self.label_box.setToolTip("The label whose voxels are the pores (density object 1 by default)")
@@ -136,6 +138,9 @@ class PoresPanel(QWidget):
         if choice is None or self.row.running:
             return False
         self._measured_spacing = choice.layer.labels.volume.spacing
+        # a pore phase from the Phases tab carries its method and threshold: they go with what is saved
+        phases = choice.layer.labels.volume.meta.get("phases") if choice.label == work.PORES_ID else None
+        self._phases = dict(phases) if phases else None
         self.row.start("Measuring pores", work.measure, choice.layer.array, self._measured_spacing, choice.label,
                        self.connectivity.currentData(), on_result=self.show_stats, on_finished=self._enable)
         self._enable()
@@ -203,15 +208,25 @@ class PoresPanel(QWidget):
     def save_json(self, path) -> Path:
         from ctviewer.io.atomic import atomic_write_text
 
-        atomic_write_text(path, json.dumps(self.stats.to_dict(), indent=2) + "\n")
+        data = self.stats.to_dict()
+        if self._phases:
+            data["phases"] = self._phases
+        atomic_write_text(path, json.dumps(data, indent=2) + "\n")
         return Path(path)
 
     def save_csv(self, path) -> list[Path]:
         """NAME_profile.csv, NAME_clusters.csv and NAME_sizes.csv beside ``path`` (NAME.csv)."""
         from ctviewer.workflows.soil.pores import write_pore_csvs
 
+        from ctviewer.io.atomic import atomic_write_text
+
         path = Path(path)
-        return write_pore_csvs(self.stats, path.with_suffix("") if path.suffix.lower() == ".csv" else path)
+        prefix = path.with_suffix("") if path.suffix.lower() == ".csv" else path
+        written = write_pore_csvs(self.stats, prefix)
+        if self._phases:   # NAME_phases.json beside the tables: how the pores were told from the solid
+            written.append(prefix.with_name(f"{prefix.name}_phases.json"))
+            atomic_write_text(written[-1], json.dumps(self._phases, indent=2) + "\n")
+        return written
 
     def _ask_save(self) -> None:
         if self.stats is None:

@@ -230,6 +230,19 @@ def test_measure_outlines_a_core_in_air_plots_profiles_and_rev_and_saves_the_set
     assert saved.table.name(1) == f"pores (otsu, grey <= {t:g})"
     assert np.count_nonzero(saved.array == 1) == np.count_nonzero((cube <= t) & inside)
 
+    # the Pores tab measures that phase; its saved statistics say how the pores were told from the solid
+    pores = window.soil_dock.pores
+    window.soil_dock.show_tab(title="Pores")
+    assert pores.current_choice().layer is panel.layer
+    with qtbot.waitSignal(pores.measured, timeout=60000):
+        assert pores.measure()
+    stats = json.loads(pores.save_json(tmp_path / "stats.json").read_text())
+    assert stats["phases"]["method"] == "otsu" and stats["phases"]["threshold"] == t
+    assert stats["phases"]["sample_outline"] is True and stats["pore_voxels"] == np.count_nonzero((cube <= t) & inside)
+    tables = pores.save_csv(tmp_path / "stats.csv")
+    assert [p.name for p in tables][-1] == "stats_phases.json"
+    assert json.loads(tables[-1].read_text())["threshold"] == t
+
 
 def test_a_sample_filling_the_view_is_said_so_and_a_median_denoised_volume_is_thresholded(window, qtbot, tmp_path):
     cube = bimodal_cube()
