@@ -204,9 +204,9 @@ class PhasesPanel(QWidget):
         if self.found is None:
             return
         name = self.method.currentData()
-        if name is None:
-            if self.threshold is None:
-                self._place(work.snapped(self.hist, (self.hist.lo + self.hist.hi) / 2))
+        if name is None:   # the user's threshold stays; its porosity and pores are those of what is shown now
+            mid = work.snapped(self.hist, (self.hist.lo + self.hist.hi) / 2)
+            self._place(mid if self.threshold is None else self.threshold)
             return
         try:
             t = self.found.threshold(name)
@@ -306,7 +306,7 @@ class PhasesPanel(QWidget):
                "denoise": self.denoise.currentData(), "sample_outline": self.inside is not None}
         if layer is None or layer not in self.study.layers:
             table = LabelTable([Label(work.PORES_ID, name, work.PORE_COLOUR)])
-            labels = LabelMap(self.study.image.with_array(np.array(ids, dtype=np.uint8)), table)
+            labels = LabelMap(self.study.image.with_array(np.ascontiguousarray(ids, dtype=np.uint8)), table)
             labels.volume.meta["phases"] = how   # read by the Pores tab when it saves its statistics
             self.layer = LabelLayer(labels, name=work.PORE_LAYER, opacity=0.45)
             view3d = self.window.viewer.view3d

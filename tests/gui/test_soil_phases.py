@@ -247,6 +247,7 @@ def test_measure_outlines_a_core_in_air_plots_profiles_and_rev_and_saves_the_set
 def test_a_sample_filling_the_view_is_said_so_and_a_median_denoised_volume_is_thresholded(window, qtbot, tmp_path):
     cube = bimodal_cube()
     panel = open_phases(window, qtbot, cube)
+    panel.value.setValue(1500)           # the user's threshold, in the middle of the pore peak
     panel.denoise.setCurrentIndex(panel.denoise.findData("median"))
     qtbot.waitUntil(lambda: panel.denoised is not None and not panel.row.running, timeout=60000)
     before, after = panel.denoised.sigma_before, panel.denoised.sigma_after
@@ -256,7 +257,10 @@ def test_a_sample_filling_the_view_is_said_so_and_a_median_denoised_volume_is_th
 
     smooth = median_filter(cube, size=3, mode="nearest")
     t = panel.threshold
+    assert t == 1500 and panel.method.currentText() == "Threshold (yours)"
     assert panel.porosity.text().startswith(f"Porosity {100 * np.mean(smooth <= t):.2f} %")
+    assert np.mean(smooth <= t) != np.mean(cube <= t)
+    qtbot.waitUntil(lambda: not panel._stale and np.array_equal(panel.layer.array, smooth <= t), timeout=20000)
     with qtbot.waitSignal(panel.measured, timeout=60000):
         panel.measure()
     assert "fills the field of view" in panel.outline_note.text()
