@@ -77,7 +77,7 @@ def main() -> int:
     start = time.perf_counter()
     wait(app, lambda: panel.found is not None)
     counted = time.perf_counter() - start
-    wait(app, lambda: panel.layer is not None and not panel._stale)
+    wait(app, lambda: panel.layer is not None and not panel.layers.stale)
     layer, line = panel.layer, panel.histogram.line
     views = win.viewer.views
     out(f"cube {SIDE}x{SIDE}x{SIDE} uint16 ({cube.nbytes / 2 ** 20:.0f} MiB); histogram counted in the worker "

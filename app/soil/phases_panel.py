@@ -20,11 +20,10 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
                                QPushButton, QVBoxLayout, QWidget)
 
 from app.soil import phases_work as work
+from app.soil.phases_layers import PhaseLayers
 from app.soil.phases_plots import HistogramPlot, ResultPlots
 from app.soil.task_row import TaskRow, one_line
 from app.workers import run_worker
-from ctviewer.data.labels import Label, LabelMap, LabelTable
-from ctviewer.data.layers import LabelLayer
 from ctviewer.errors import InputError
 
 
@@ -44,9 +43,7 @@ class PhasesPanel(QWidget):
         self.inside = None          # the sample's outline (bool), after Measure
         self.threshold: float | None = None
         self.result = None
-        self.layer: LabelLayer | None = None
-        self.outline_layer: LabelLayer | None = None
-        self._stale = False         # planes away from the views still show an older threshold
+        self.layers = PhaseLayers(window)
         self._commit = None
         self._placing = False       # the panel moves the line itself: not a user's drag
 
@@ -117,7 +114,8 @@ class PhasesPanel(QWidget):
             self.study.cursor_changed.disconnect(self._cursor_moved)
         self.study = study
         self.raw = self.found = self.denoised = self.hist = self.inside = self.result = None
-        self.threshold, self.layer, self.outline_layer, self.marks = None, None, None, {}
+        self.threshold, self.marks = None, {}
+        self.layers.set_study(study)
         if study is not None:
             study.cursor_changed.connect(self._cursor_moved)
         self.denoise.blockSignals(True)
@@ -158,6 +156,11 @@ class PhasesPanel(QWidget):
         self.method.setEnabled(self.found is not None)
         self.value.setEnabled(self.found is not None)
 
+    @property
+    def layer(self):
+        """The pore phase's label layer (None until the first threshold is committed)."""
+        return self.layers.pores
+
     # -- the histogram -------------------------------------------------------------------------
     def count(self) -> bool:
         if not self.grey or self.row.running or self.raw is not None:
@@ -195,7 +198,7 @@ class PhasesPanel(QWidget):
         self.value.blockSignals(False)
         self.outline_note.setText("")
         self.plots.hide()
-        self._drop_outline()
+        self.layers.drop_outline()
         self.apply_method()
 
     # -- the threshold -------------------------------------------------------------------------
@@ -269,16 +272,11 @@ class PhasesPanel(QWidget):
 
     def preview(self) -> None:
         """Redraw the pore phase on the three planes the views show now (not the whole volume)."""
-        layer = self.layer
-        if layer is None or self.threshold is None or layer not in self.study.layers:
-            return
-        self._stale = True
-        for axis, k in enumerate(self.study.cursor):
-            box = work.draw_plane(layer.array, self.values, self.threshold, axis, k, self.inside)
-            layer.data_changed.emit(box)
+        if self.threshold is not None:
+            self.layers.preview(self.values, self.threshold, self.inside)
 
     def _cursor_moved(self, *_) -> None:
-        if self._stale:
+        if self.layers.stale:
             self.preview()
 
     def commit(self) -> None:
@@ -300,29 +298,10 @@ class PhasesPanel(QWidget):
 
     def _fill_layer(self, ids: np.ndarray) -> None:
         method = self.method.currentData() or "threshold"
-        name = work.pore_label_name(method, self.threshold, self.denoise.currentData())
-        layer = self.layer
+        denoised = self.denoise.currentData()
         how = {"method": method, "threshold": self.threshold, "pores": "grey value <= threshold",
-               "denoise": self.denoise.currentData(), "sample_outline": self.inside is not None}
-        if layer is None or layer not in self.study.layers:
-            table = LabelTable([Label(work.PORES_ID, name, work.PORE_COLOUR)])
-            labels = LabelMap(self.study.image.with_array(np.ascontiguousarray(ids, dtype=np.uint8)), table)
-            labels.volume.meta["phases"] = how   # read by the Pores tab when it saves its statistics
-            self.layer = LabelLayer(labels, name=work.PORE_LAYER, opacity=0.45)
-            view3d = self.window.viewer.view3d
-            if view3d is not None:
-                view3d.set_mode("labels")
-            self.study.layers.append(self.layer)   # topmost: the 3D panel shows its surface
-        else:
-            np.copyto(layer.array, ids)
-            layer.labels.volume.meta["phases"] = how
-            layer.data_changed.emit(None)
-            layer.labels.table.update(work.PORES_ID, name=name)
-            layers = self.study.layers.by_kind("labels")
-            view3d = self.window.viewer.view3d
-            if view3d is not None and layers and layers[-1] is layer:
-                view3d.set_labels(layer.labels)   # extracts the new surface in its own worker
-        self._stale = False
+               "denoise": denoised, "sample_outline": self.inside is not None}
+        self.layers.fill(ids, work.pore_label_name(method, self.threshold, denoised), how)
 
     # -- denoising -------------------------------------------------------------------------------
     def start_denoise(self) -> bool:
@@ -376,7 +355,7 @@ class PhasesPanel(QWidget):
         self.marks = {m: u[m]["threshold"] for m in ("otsu", "valley") if u.get(m, {}).get("threshold") is not None}
         self._place_line(found.threshold.value)
         self.set_threshold(found.threshold.value, found.threshold.note)
-        self._show_outline()
+        self.layers.show_outline(self.inside)
         self._fill_layer(pores)
         self.plots.show_result(found, study.image.spacing)
         self.plots.show()
@@ -387,26 +366,6 @@ class PhasesPanel(QWidget):
                      + (f"{rev.rev_mm:.3g} mm" if rev.rev_mm is not None else f"not reached ({rev.note})"))
         self._enable()
         self.measured.emit(found)
-
-    def _drop_outline(self) -> None:
-        if self.outline_layer is not None and self.study is not None and self.outline_layer in self.study.layers:
-            self.study.layers.remove(self.outline_layer)
-        self.outline_layer = None
-
-    def _show_outline(self) -> None:
-        """The sample's outline as a yellow contour under the pore phase (none when it fills the view)."""
-        self._drop_outline()
-        if self.inside is None:
-            return
-        table = LabelTable([Label(1, "sample (inside the outline)", (255, 210, 0))])
-        labels = LabelMap(self.study.image.with_array(self.inside.view(np.uint8).copy()), table)
-        self.outline_layer = LabelLayer(labels, name=work.OUTLINE_LAYER, opacity=0.9, outline=True)
-        layers = self.study.layers
-        at = layers.index(self.layer) if self.layer in layers else len(layers)
-        layers.insert(at, self.outline_layer)   # below the pores: the 3D panel keeps showing them
-        keeper = getattr(self.window, "keeper", None)
-        if keeper is not None:   # a drawing of the outline, remade by Measure: never asked about on closing
-            keeper.mark_scratch(self.outline_layer)
 
     # -- saving --------------------------------------------------------------------------------
     def save(self, prefix) -> list:

@@ -119,7 +119,7 @@ def test_dragging_the_threshold_on_the_snow_histogram_updates_porosity_slices_an
     assert abs(t0 - threshold_otsu(values)) <= 1
     assert panel.porosity.text().startswith(f"Porosity {100 * np.mean(values <= t0):.2f} %")
     assert 0.39 < np.mean(values <= t0) < 0.43      # the 41 %, not the seed's 14.5 %
-    qtbot.waitUntil(lambda: panel.layer is not None and not panel._stale, timeout=20000)
+    qtbot.waitUntil(lambda: panel.layer is not None and not panel.layers.stale, timeout=20000)
     layer = panel.layer
     assert layer is window.study.layers.by_kind("labels")[-1]   # topmost: the 3D panel shows its surface
     np.testing.assert_array_equal(layer.array, values <= t0)
@@ -147,7 +147,7 @@ def test_dragging_the_threshold_on_the_snow_histogram_updates_porosity_slices_an
     np.testing.assert_array_equal(seen["overlay"], seen["expected"])
     # let go: the whole pore phase follows in a worker (and the 3D panel is handed the new labels)
     t1 = panel.threshold
-    qtbot.waitUntil(lambda: not panel._stale, timeout=20000)
+    qtbot.waitUntil(lambda: not panel.layers.stale, timeout=20000)
     np.testing.assert_array_equal(layer.array, values <= t1)
     assert f"grey <= {t1:g}" in layer.labels.table.name(1)
 
@@ -173,7 +173,7 @@ def test_the_line_set_as_a_drag_sets_it_and_the_methods_give_their_thresholds(wi
     assert panel.porosity.text().startswith(f"Porosity {100 * np.mean(cube <= 1500):.2f} %")
     np.testing.assert_array_equal(axial_overlay(window, panel.layer), shown_pores(window, cube, 1500))
     line.sigPositionChangeFinished.emit(line)
-    qtbot.waitUntil(lambda: not panel._stale, timeout=20000)
+    qtbot.waitUntil(lambda: not panel.layers.stale, timeout=20000)
     np.testing.assert_array_equal(panel.layer.array, cube <= 1500)
     # moving to another slice while a drag is not yet committed shows that slice at the new threshold
     line.setValue(1200)
@@ -260,7 +260,7 @@ def test_a_sample_filling_the_view_is_said_so_and_a_median_denoised_volume_is_th
     assert t == 1500 and panel.method.currentText() == "Threshold (yours)"
     assert panel.porosity.text().startswith(f"Porosity {100 * np.mean(smooth <= t):.2f} %")
     assert np.mean(smooth <= t) != np.mean(cube <= t)
-    qtbot.waitUntil(lambda: not panel._stale and np.array_equal(panel.layer.array, smooth <= t), timeout=20000)
+    qtbot.waitUntil(lambda: not panel.layers.stale and np.array_equal(panel.layer.array, smooth <= t), timeout=20000)
     with qtbot.waitSignal(panel.measured, timeout=60000):
         panel.measure()
     assert "fills the field of view" in panel.outline_note.text()
