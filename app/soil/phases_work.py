@@ -19,9 +19,11 @@ from ctviewer.errors import InputError
 from ctviewer.workflows.soil import phases, porosity
 
 #: The method box: title -> method name of :func:`phases.choose_threshold`; None: the user's threshold.
-METHOD_TITLES = {"Otsu": "otsu", "Multi-Otsu (first of 3 classes)": "multiotsu",
-                 "Valley between the peaks": "valley", "Equal-width bins (the seed's object 1)": "equal-bins",
-                 "Threshold (yours)": None}
+#: The first is the default, the same as ``ctviewer soil pores`` (``phases.DEFAULT_METHOD``, and why there).
+METHOD_TITLES = {"Valley between the peaks": "valley", "Otsu": "otsu",
+                 "Multi-Otsu (first of 3 classes)": "multiotsu",
+                 "Equal-width bins (the seed's object 1)": "equal-bins", "Threshold (yours)": None}
+assert next(iter(METHOD_TITLES.values())) == phases.DEFAULT_METHOD
 DENOISE_TITLES = {"None": "none", "Median 3×3×3": "median", "Non-local means": "nlm"}
 PORES_ID = 1
 PORE_LAYER = "pore phase"

@@ -113,10 +113,12 @@ def test_dragging_the_threshold_on_the_snow_histogram_updates_porosity_slices_an
 
     panel = open_phases(window, qtbot)
     values = window.study.image.array
-    # Otsu by default: scikit-image's threshold on the voxels themselves, pores at or below it
+    # the valley by default, as `ctviewer soil pores`; pores at or below it
+    from ctviewer.workflows.soil import phases
+
     t0 = panel.threshold
-    assert panel.method.currentText() == "Otsu"
-    assert abs(t0 - threshold_otsu(values)) <= 1
+    assert panel.method.currentData() == "valley"
+    assert t0 == phases.choose_threshold(phases.histogram(values), "valley").value
     assert panel.porosity.text().startswith(f"Porosity {100 * np.mean(values <= t0):.2f} %")
     assert 0.39 < np.mean(values <= t0) < 0.43      # the 41 %, not the seed's 14.5 %
     qtbot.waitUntil(lambda: panel.layer is not None and not panel.layers.stale, timeout=20000)
@@ -151,8 +153,10 @@ def test_dragging_the_threshold_on_the_snow_histogram_updates_porosity_slices_an
     np.testing.assert_array_equal(layer.array, values <= t1)
     assert f"grey <= {t1:g}" in layer.labels.table.name(1)
 
-    # the method box puts Otsu's threshold back
+    # Otsu's in the method box is scikit-image's threshold on the voxels themselves; the valley's comes back
     panel.method.setCurrentIndex(panel.method.findData("otsu"))
+    assert abs(panel.threshold - threshold_otsu(values)) <= 1
+    panel.method.setCurrentIndex(panel.method.findData("valley"))
     assert panel.threshold == t0 and panel.histogram.line.value() == t0
 
 
@@ -210,24 +214,24 @@ def test_measure_outlines_a_core_in_air_plots_profiles_and_rev_and_saves_the_set
     written = panel.save(tmp_path / "core.json")
     assert [p.name for p in written] == ["core.json", "core_profiles.csv", "core_rev.csv"]
     data = json.loads((tmp_path / "core.json").read_text())
-    assert data["settings"]["method"] == "otsu" and data["settings"]["threshold"] == t
+    assert data["settings"]["method"] == "valley" and data["settings"]["threshold"] == t
     assert data["settings"]["denoise"] == "none" and data["porosity"] == pytest.approx(porosity)
     assert data["phases"]["threshold"] == t and data["sample"]["detected"] is True
     with open(tmp_path / "core_profiles.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == sum(cube.shape)
-    assert {(r["method"], float(r["threshold"]), r["denoise"]) for r in rows} == {("otsu", t, "none")}
+    assert {(r["method"], float(r["threshold"]), r["denoise"]) for r in rows} == {("valley", t, "none")}
     z0 = [r for r in rows if r["axis"] == "z" and r["plane"] == "0"][0]
     assert float(z0["porosity_percent"]) == pytest.approx(100 * found.profiles["z"][0], abs=1e-4)
     with open(tmp_path / "core_rev.csv", newline="") as f:
         rev_rows = list(csv.DictReader(f))
-    assert len(rev_rows) == len(found.rev.sides_mm) and rev_rows[0]["method"] == "otsu"
+    assert len(rev_rows) == len(found.rev.sides_mm) and rev_rows[0]["method"] == "valley"
     # the pore phase saved as a label map keeps the settings in its label's name, and its voxels
     from ctviewer.io.label_files import read_label_map
     from ctviewer.io.writers import write_label_map
 
     saved = read_label_map(write_label_map(panel.layer.labels, tmp_path / "pores.nii.gz"))
-    assert saved.table.name(1) == f"pores (otsu, grey <= {t:g})"
+    assert saved.table.name(1) == f"pores (valley, grey <= {t:g})"
     assert np.count_nonzero(saved.array == 1) == np.count_nonzero((cube <= t) & inside)
 
     # the Pores tab measures that phase; its saved statistics say how the pores were told from the solid
@@ -237,7 +241,7 @@ def test_measure_outlines_a_core_in_air_plots_profiles_and_rev_and_saves_the_set
     with qtbot.waitSignal(pores.measured, timeout=60000):
         assert pores.measure()
     stats = json.loads(pores.save_json(tmp_path / "stats.json").read_text())
-    assert stats["phases"]["method"] == "otsu" and stats["phases"]["threshold"] == t
+    assert stats["phases"]["method"] == "valley" and stats["phases"]["threshold"] == t
     assert stats["phases"]["sample_outline"] is True and stats["pore_voxels"] == np.count_nonzero((cube <= t) & inside)
     tables = pores.save_csv(tmp_path / "stats.csv")
     assert [p.name for p in tables][-1] == "stats_phases.json"
