@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QProgressBar, QPushButton, QSplitter, QVBoxLayout,
@@ -29,7 +28,7 @@ from app.review.projection_view import ProjectionView, level_colour
 from app.review.queue import QueueTable, ReviewQueue
 from app.review.sources import ReviewSource, open_review
 from ctviewer.errors import InputError
-from ctviewer.workflows.slice_locator.combine import combine, expected_centre, level_remark
+from ctviewer.workflows.slice_locator.combine import combine, expected_centre, level_remark, nearest_slice
 from ctviewer.workflows.slice_locator.picks import NOT_FOUND
 
 HELP = ("Enter accept   ↑/↓ move 1 slice (Shift: 5)   drag a line   Tab next level   F flag for a second look   "
@@ -261,8 +260,7 @@ class ReviewWindow(QMainWindow):
         expected = expected_centre(level, spine)
         if expected is None:
             return ""
-        k = int(np.abs(np.asarray(self.loaded.projections.slice_z_mm, dtype=float) - expected[0]).argmin())
-        return f" (expected near slice {k})"
+        return f" (expected near slice {nearest_slice(expected[0], self.loaded.projections.slice_z_mm)})"
 
     def _update_progress(self) -> None:
         r, g, b = level_colour(self.active_level)

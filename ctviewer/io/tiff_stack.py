@@ -49,7 +49,7 @@ class TiffStackReader:
     name = "tiff-stack"
 
     def examine(self, path: Path) -> list[Loadable]:
-        path = Path(path)
+        path = Path(path).resolve()   # "." names no folder: the sidecar beside it is found by the real name
         if path.is_dir():
             return _examine_folder(path)
         if format_suffix(path) not in _TIFF or not path.is_file():
@@ -92,7 +92,9 @@ def _grey_stack(axes: str, shape: tuple[int, ...], page) -> bool:
     """One axis of pages over grey 2-D images (no samples, no channels, not a palette)."""
     if not axes.endswith("YX") or "S" in axes or page.samplesperpixel != 1:
         return False
-    if int(page.photometric) not in (0, 1):  # min-is-white, min-is-black
+    # min-is-black only: a min-is-white page stores dark as high values, and "pores are the low grey
+    # values" would pick the solid; such files stay with the photo reader (as before stacks were read)
+    if int(page.photometric) != 1:
         return False
     if np.dtype(page.dtype).kind not in "uif":
         return False
@@ -233,7 +235,7 @@ def _slice_header(path: Path) -> tuple[int, int, np.dtype] | None:
 
             with tifffile.TiffFile(path) as tif:
                 page = tif.pages.first
-                if len(tif.pages) != 1 or page.samplesperpixel != 1 or int(page.photometric) not in (0, 1):
+                if len(tif.pages) != 1 or page.samplesperpixel != 1 or int(page.photometric) != 1:
                     return None
                 dtype = np.dtype(page.dtype)
                 return (int(page.imagewidth), int(page.imagelength), dtype) if dtype.kind in "uif" else None

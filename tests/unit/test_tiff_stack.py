@@ -115,6 +115,19 @@ def test_ctviewer_info_reports_snow_as_a_volume(shared_data):
 
 
 # -- a folder of slices -------------------------------------------------------------------------------
+def test_min_is_white_pages_are_not_read_as_a_volume_of_inverted_values(tmp_path):
+    """Min-is-white stores dark as high values: read as a volume, "pores are the low grey values" would
+    pick the solid. Such a stack is not taken as a micro-CT volume."""
+    tifffile.imwrite(tmp_path / "white.tif", _cube(), photometric="miniswhite")
+    assert all(item.format != "tiff-stack" for item in examine(tmp_path / "white.tif"))
+
+
+def test_the_current_folder_given_as_dot_opens(tmp_path, monkeypatch):
+    folder = _folder(tmp_path, _cube((4, 9, 11)))
+    monkeypatch.chdir(folder)
+    assert read_volume(".").array.shape == (4, 9, 11)
+
+
 def test_folder_of_twelve_slices_in_number_order(tmp_path):
     cube = _cube((12, 9, 11))
     folder = _folder(tmp_path, cube, resolution=(1 / 0.008, 1 / 0.008), resolutionunit="MILLIMETER")

@@ -159,6 +159,11 @@ def _why_not_counted(count, level: str, pick: Pick) -> str:
     return "not cross-checked: the vertebra count names no whole vertebra of this level in the scan"
 
 
+def nearest_slice(z_mm: float, slice_z_mm) -> int:
+    """The index of the slice whose z lies nearest ``z_mm`` (slices in any order)."""
+    return int(np.abs(np.asarray(slice_z_mm, dtype=float) - z_mm).argmin())
+
+
 def expected_centre(level: str, count):
     """(z in mm, the named vertebra it was reckoned from) of where ``level``'s middle should lie, from the
     nearest vertebra the count named (rule 9); None where the count named none."""
@@ -198,7 +203,7 @@ def _unnamed(pick: Pick, count, projections) -> Combined:
     side = "above" if level_order(level) < level_order(v.level) else "below"
     counted = f"{steps} vertebra{'e' if steps > 1 else ''} {side} {v.level} as counted"
     if bottom <= z <= top:
-        k = int(abs(np.asarray(z_all, dtype=float) - z).argmin())
+        k = nearest_slice(z, z_all)
         return Combined(replace(pick, status=NOT_FOUND),
                         f"{NOT_FOUND_TEXT}: the scan covers {level}'s height (its middle expected near slice {k}, "
                         f"z {z:.0f} mm, {counted}), but {who}")

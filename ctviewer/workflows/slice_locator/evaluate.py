@@ -187,8 +187,8 @@ def report_lines(result: Evaluation, predicted_name: str, truth_name: str) -> li
             lines.append("  error mm     not known (truth rows without z_mm or spacing_mm)")
         lines.append(f"  not in scan  {r.both_absent} agreed; {r.missed} said absent but present; "
                      f"{r.false_found} given a slice but absent")
-        if r.not_found:
-            lines.append(f"  in view, not found  {r.not_found} predicted without a slice (a person must place them)")
+        # always printed: a level nobody placed is neither matched nor absent, and must not vanish from the table
+        lines.append(f"  in view, not found  {r.not_found} predicted without a slice (a person must place them)")
         if r.unpredicted:
             lines.append(f"  {r.unpredicted} truth row(s) of studies in the prediction have no {level} prediction")
     if not result.levels:
