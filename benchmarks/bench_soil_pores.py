@@ -27,26 +27,9 @@ sys.path.insert(0, str(HERE.parent))
 from ctviewer.synth.soil import SoilParams, make_soil_cube  # noqa: E402
 from ctviewer.workflows.soil.objects import density_objects  # noqa: E402
 from ctviewer.workflows.soil.pores import pore_stats  # noqa: E402
-from results import record  # noqa: E402
+from results import record, reset_peak, status_mb  # noqa: E402
 
 TARGET_S = 30.0
-
-
-def _status_mb(key: str) -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def measure(size: int) -> dict:
@@ -55,8 +38,8 @@ def measure(size: int) -> dict:
     t = time.perf_counter()
     cube = make_soil_cube(SoilParams(shape=(size,) * 3, seed=0)).image
     made = time.perf_counter() - t
-    base = _status_mb("VmRSS")
-    resettable = _reset_peak()
+    base = status_mb("VmRSS")
+    resettable = reset_peak()
     phases = []
     t0 = time.perf_counter()
     objects = density_objects(cube)
@@ -68,7 +51,7 @@ def measure(size: int) -> dict:
 
     stats = pore_stats(objects, label=1, progress=progress)
     t2 = time.perf_counter()
-    peak = _status_mb("VmHWM") - base
+    peak = status_mb("VmHWM") - base
     from scipy import ndimage as ndi
 
     mask = objects.array == 1

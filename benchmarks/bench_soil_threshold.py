@@ -31,26 +31,9 @@ sys.path.insert(0, str(HERE.parent))
 from ctviewer.synth.soil import SoilParams, make_soil_cube  # noqa: E402
 from ctviewer.workflows.soil import phases, porosity  # noqa: E402
 from ctviewer.workflows.soil.pores import pore_stats  # noqa: E402
-from results import record  # noqa: E402
+from results import record, reset_peak, status_mb  # noqa: E402
 
 TARGET_S = 1.0
-
-
-def _status_mb(key: str) -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def measure(size: int) -> dict:
@@ -84,8 +67,8 @@ def measure(size: int) -> dict:
     phases.choose_threshold(hist, "otsu")
     otsu_s = time.perf_counter() - t
 
-    base = _status_mb("VmRSS")
-    resettable = _reset_peak()
+    base = status_mb("VmRSS")
+    resettable = reset_peak()
     tracemalloc.start()
     t0 = time.perf_counter()
     found, pores = porosity.measure(cube, method=f"threshold:{chosen.value}")
@@ -94,7 +77,7 @@ def measure(size: int) -> dict:
     t2 = time.perf_counter()
     _, traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    peak = _status_mb("VmHWM") - base
+    peak = status_mb("VmHWM") - base
     return {"size": size, "cube_mb": cube.nbytes / 2**20, "made_s": made, "hist_s": hist_s,
             "lookup_mean_s": float(np.mean(lookups)), "lookup_max_s": float(np.max(lookups)),
             "recount_s": float(np.median(recounts)), "agree": agree, "otsu_s": otsu_s, "chosen": chosen,

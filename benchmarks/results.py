@@ -70,6 +70,26 @@ def record(script: str | Path, title: str, lines: list[str], path: Path = RESULT
     return path
 
 
+def status_mb(key: str) -> float:
+    """``VmRSS`` / ``VmHWM`` … of this process from /proc/self/status, in MiB (nan where absent)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak() -> bool:
+    """Reset the process's peak resident size (VmHWM) so a later reading is this step's; False where
+    the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def _split(text: str) -> list[str]:
     """The file's preamble, then one string per ``## `` section."""
     parts, current = [], []
