@@ -63,3 +63,13 @@ def checked_progress(progress: Progress | None, cancel: CancelToken | None) -> P
         progress(fraction, message)
 
     return step
+
+
+def sub_progress(progress: Progress | None, start: float, end: float) -> Progress:
+    """``progress`` for one part of a longer job: its 0..1 reported as ``start``..``end`` of the whole."""
+    progress = progress or no_progress
+
+    def part(fraction: float, message: str = "") -> None:
+        progress(start + (end - start) * fraction, message)
+
+    return part

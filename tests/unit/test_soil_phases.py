@@ -170,3 +170,73 @@ def test_noise_sigma_measures_added_noise():
     rng = np.random.default_rng(15)
     flat = np.full((8, 64, 64), 1000.0) + rng.normal(0, 25, (8, 64, 64))
     assert noise_sigma(flat) == pytest.approx(25, rel=0.1)
+
+
+def test_a_float_threshold_at_the_smallest_value_counts_its_voxels_as_the_pore_mask_does():
+    from ctviewer.workflows.soil.porosity import pore_mask
+
+    rng = np.random.default_rng(16)
+    values = rng.uniform(0.5, 3.0, (10, 20, 20)).astype(np.float32)
+    values.ravel()[rng.permutation(values.size)[:1200]] = 0.0      # 30 % at the minimum
+    hist = histogram(values)
+    t = choose_threshold(hist, "threshold:0")
+    assert t.value == 0.0
+    assert hist.pore_voxels_at(t.value) == 1200 == np.count_nonzero(pore_mask(values, t.value))
+    # anywhere below the first bin's top the snapped threshold is the minimum, with the same count
+    assert hist.snap(hist.upper[0] / 2) == 0.0 and hist.pore_voxels_at(hist.upper[0] / 2) == 1200
+    below = choose_threshold(hist, "threshold:-1")
+    assert hist.pore_voxels_at(below.value) == 0 == np.count_nonzero(pore_mask(values, below.value))
+
+
+def test_a_float32_voxel_at_a_bin_edge_counts_the_same_in_the_lookup_and_the_mask():
+    from ctviewer.workflows.soil.porosity import pore_mask
+
+    rng = np.random.default_rng(17)
+    values = rng.uniform(0.0, 1.0, (6, 20, 20)).astype(np.float32)
+    values[0, 0, 0], values[-1, -1, -1] = 0.0, 1.0
+    hist = histogram(values)
+    edge = float(hist.edges[1000])     # thresholds travel as Python floats (Threshold.value, JSON)
+    near = np.float32(edge)
+    assert float(near) > edge          # float32 rounds this edge up: above it in float64
+    values[2, :5, :] = near
+    hist = histogram(values)
+    assert hist.pore_voxels_at(edge) == np.count_nonzero(pore_mask(values, edge))
+
+
+def test_a_wide_integer_volume_far_from_zero_is_counted_without_a_count_per_level_below_it():
+    rng = np.random.default_rng(18)
+    values = (3_000_000_000 + rng.integers(0, 5000, (8, 20, 20))).astype(np.uint32)
+    hist = histogram(values)
+    assert hist.exact and hist.counts.size == int(values.max() - values.min()) + 1
+    t = 3_000_002_000
+    assert hist.pore_voxels_at(t) == np.count_nonzero(values <= t)
+
+
+def test_the_median_filter_by_slabs_equals_one_filter_over_the_whole_volume(monkeypatch):
+    from scipy.ndimage import median_filter
+
+    values, _ = bimodal(shape=(20, 24, 24), noise=3000.0, seed=19)
+    monkeypatch.setattr(phases, "MEDIAN_SLAB_VOXELS", 24 * 24 * 3)   # seven slabs, each with its halo
+    seen = []
+    done = denoise(values, "median", progress=lambda f, m="": seen.append(m))
+    assert np.array_equal(done.array, median_filter(values, size=3, mode="nearest"))
+    assert seen.count("Median filter") == 7
+
+
+def test_the_median_filter_is_cancelled_between_slabs(monkeypatch):
+    from ctviewer.errors import Cancelled
+    from ctviewer.progress import CancelToken
+
+    values, _ = bimodal(shape=(20, 24, 24), seed=20)
+    monkeypatch.setattr(phases, "MEDIAN_SLAB_VOXELS", 24 * 24 * 3)
+    token, slabs = CancelToken(), []
+
+    def progress(f, message=""):
+        if message == "Median filter":
+            slabs.append(f)
+            if len(slabs) == 2:
+                token.cancel()
+
+    with pytest.raises(Cancelled):
+        denoise(values, "median", progress=progress, cancel=token)
+    assert len(slabs) == 2

@@ -7,11 +7,14 @@ never a recount of the voxels.
 * Integer volumes (8/16-bit, int16): one bin per grey level, exact counts (``np.bincount`` slab by
   slab, no float copy of the volume). Ranges over 2**20 levels are binned like floats.
 * Float volumes: the finite values into :data:`FLOAT_BINS` equal bins between the smallest and the
-  largest value; a threshold snaps down to a bin edge (:meth:`Histogram.snap`). NaN or infinite
-  voxels are refused, with their count.
+  largest value; a threshold snaps down to a bin edge (:meth:`Histogram.snap`), or to the smallest
+  value itself, whose voxels are counted apart (:attr:`Histogram.lowest`) so that a threshold there
+  counts them as the pore mask does. NaN or infinite voxels are refused, with their count.
 
 **Pores are the voxels at or below the threshold** (``value <= threshold``; the solid is
-``value > threshold``, scikit-image's convention for Otsu's threshold).
+``value > threshold``, scikit-image's convention for Otsu's threshold), compared in float64
+(:func:`at_or_below`) wherever the voxels are, as the histogram's bins are: a float32 voxel equal to
+a bin edge counts the same in the lookup and in the mask.
 
 Methods, by name (:func:`choose_threshold`):
 
@@ -72,6 +75,8 @@ VALLEY_DEPTH = 0.8
 _SLAB_VOXELS = 2_000_000
 #: Voxels per slab of non-local means (it works in float64 on a slab and its halo).
 NLM_SLAB_VOXELS = 1_000_000
+#: Voxels per slab of the median filter (Cancel is heard between slabs).
+MEDIAN_SLAB_VOXELS = 4_000_000
 
 UNIMODAL = ("the histogram has one peak: pores and solid cannot be separated by the histogram — "
             "give a threshold (--method threshold:V)")
@@ -82,7 +87,9 @@ UNIMODAL = ("the histogram has one peak: pores and solid cannot be separated by 
 class Histogram:
     """Voxel counts per grey-level bin; bin ``i`` holds the values in ``(edges[i], edges[i+1]]``
     (the first bin also its lower edge). For exact integer histograms bin ``i`` is the level
-    ``lo + i``. ``dtype`` is the volume's; ``lo``/``hi`` its smallest and largest value."""
+    ``lo + i``. ``dtype`` is the volume's; ``lo``/``hi`` its smallest and largest value; ``lowest``
+    the voxels equal to ``lo`` (bin 0 holds them with the rest of its bin: a float threshold between
+    ``lo`` and the first bin's top counts these alone)."""
 
     counts: np.ndarray
     edges: np.ndarray
@@ -90,10 +97,13 @@ class Histogram:
     dtype: str
     lo: float
     hi: float
+    lowest: int = 0
     cumulative: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.counts = np.asarray(self.counts, dtype=np.int64)
+        if self.exact:
+            self.lowest = int(self.counts[0]) if self.counts.size else 0
         self.edges = np.asarray(self.edges, dtype=np.float64)
         # cumulative[k] = voxels in the first k bins: the porosity at any threshold is one lookup
         self.cumulative = np.concatenate([[0], np.cumsum(self.counts)])
@@ -125,7 +135,9 @@ class Histogram:
     def pore_voxels_at(self, threshold):
         """Voxels ``<= threshold`` (a number or an array of them), from the cumulated counts."""
         k = np.searchsorted(self.upper, threshold, side="right")
-        return self.cumulative[k] if np.ndim(k) else int(self.cumulative[k])
+        # below the first bin's top only the voxels at the smallest value are <= threshold
+        found = np.where((k == 0) & (np.asarray(threshold) >= self.lo), self.lowest, self.cumulative[k])
+        return found if np.ndim(k) else int(found)
 
     def porosity_at(self, threshold):
         """Fraction (0..1) of the counted voxels ``<= threshold``: O(log bins), no recount."""
@@ -133,9 +145,12 @@ class Histogram:
 
     def snap(self, threshold: float) -> float:
         """The threshold the counts can answer for exactly: the largest bin top ``<= threshold``
-        (the value itself for integer levels); below every bin, the lowest bin's lower edge."""
+        (the value itself for integer levels); below the first bin's top, the smallest value (its
+        voxels are counted apart); below the smallest value, the threshold itself (no pores)."""
         k = int(np.searchsorted(self.upper, threshold, side="right"))
-        return float(self.upper[k - 1]) if k else float(self.edges[0])
+        if k:
+            return float(self.upper[k - 1])
+        return float(self.lo) if threshold >= self.lo else float(threshold)
 
     def regrouped(self, n: int = COARSE_BINS) -> tuple[np.ndarray, np.ndarray]:
         """Counts and centre values of the histogram regrouped into at most ``n`` runs of bins."""
@@ -152,9 +167,21 @@ class Histogram:
                 "min": self.lo, "max": self.hi, "voxels": self.total, "grey_step": self.grey_step}
 
 
-def _slabs(shape: tuple) -> list[slice]:
-    step = max(1, _SLAB_VOXELS // max(1, int(np.prod(shape[1:]))))
+def slabs(shape: tuple, voxels: int = _SLAB_VOXELS) -> list[slice]:
+    """Runs of whole slices (along the first axis) of about ``voxels`` voxels each."""
+    step = max(1, voxels // max(1, int(np.prod(shape[1:]))))
     return [slice(s, min(s + step, shape[0])) for s in range(0, shape[0], step)]
+
+
+def at_or_below(values: np.ndarray, threshold: float, out: np.ndarray | None = None, **kwargs) -> np.ndarray:
+    """``values <= threshold`` compared in float64, as the histogram's bins are (a float32 volume
+    compared with a Python float would round the threshold to float32 instead)."""
+    return np.less_equal(values, np.float64(threshold), out=out, **kwargs)
+
+
+def _not_numbers(bad: int, total: int, source, where: str = "") -> InputError:
+    return InputError(f"{bad:,d} of {total:,d} voxels are NaN or infinite{where}: the histogram needs numbers "
+                      "(fill or crop them first)", source)
 
 
 def check_numbers(volume) -> None:
@@ -164,9 +191,8 @@ def check_numbers(volume) -> None:
     bad = int(meta.get("nonfinite_voxels", 0) or 0)
     if bad:
         total = int(np.prod(np.shape(getattr(volume, "array", ()))[:3]))
-        raise InputError(f"{bad:,d} of {total:,d} voxels are NaN or infinite in the file (shown as the lowest "
-                         "value): the histogram needs numbers (fill or crop them first)",
-                         getattr(volume, "source", None) or None)
+        raise _not_numbers(bad, total, getattr(volume, "source", None) or None,
+                           " in the file (shown as the lowest value)")
 
 
 def _as_array(values) -> tuple[np.ndarray, str | None]:
@@ -195,10 +221,10 @@ def histogram(values, mask: np.ndarray | None = None, progress: Progress | None 
     slabbed = array[None] if array.ndim < 3 else array
     mslab = None if mask is None else (np.asarray(mask)[None] if array.ndim < 3 else np.asarray(mask))
     step = checked_progress(progress, cancel)
-    slabs = _slabs(slabbed.shape)
-    lo, hi, bad = math.inf, -math.inf, 0
-    for i, s in enumerate(slabs):
-        step(0.3 * i / len(slabs), "Value range")
+    runs = slabs(slabbed.shape)
+    lo, hi, bad, lowest = math.inf, -math.inf, 0, 0
+    for i, s in enumerate(runs):
+        step(0.3 * i / len(runs), "Value range")
         part = slabbed[s]
         if part.dtype.kind == "f":
             finite = np.isfinite(part)
@@ -208,19 +234,19 @@ def histogram(values, mask: np.ndarray | None = None, progress: Progress | None 
                 continue
         lo, hi = min(lo, float(part.min())), max(hi, float(part.max()))
     if bad:
-        raise InputError(f"{bad:,d} of {array.size:,d} voxels are NaN or infinite: the histogram needs numbers "
-                         "(fill or crop them first)", source)
+        raise _not_numbers(bad, array.size, source)
     exact = array.dtype.kind in "iub" and hi - lo + 1 <= MAX_EXACT_LEVELS
     if exact:
         edges = np.arange(lo - 1, hi + 1, dtype=np.float64)
     else:
         edges = np.linspace(lo, hi, FLOAT_BINS + 1) if hi > lo else np.array([lo, hi])
     counts = np.zeros(edges.size - 1, dtype=np.int64)
-    for i, s in enumerate(slabs):
-        step(0.3 + 0.7 * i / len(slabs), "Counting grey levels")
+    for i, s in enumerate(runs):
+        step(0.3 + 0.7 * i / len(runs), "Counting grey levels")
         part = slabbed[s] if mslab is None else slabbed[s][mslab[s]]
-        if exact and array.dtype.kind in "ub":
-            # unsigned levels count from 0 as they are: no shifted copy of the slab
+        if exact and array.dtype.kind in "ub" and array.dtype.itemsize <= 2:
+            # 8/16-bit levels count from 0 as they are: no shifted copy of the slab (wider types
+            # are shifted first: a uint32 volume around 1e9 would need counts for every level below)
             counts += np.bincount(part.ravel(), minlength=int(hi) + 1)[int(lo):]
             continue
         if exact:
@@ -228,9 +254,10 @@ def histogram(values, mask: np.ndarray | None = None, progress: Progress | None 
         else:
             # bins (e_i, e_i+1]: searchsorted over the inner edges; the lowest value joins bin 0
             idx = np.searchsorted(edges[1:-1], part.ravel(), side="left")
+            lowest += int(np.count_nonzero(part == lo))
         counts += np.bincount(idx, minlength=counts.size)
     step(1.0, "Histogram")
-    return Histogram(counts, edges, exact, str(array.dtype), float(lo), float(hi))
+    return Histogram(counts, edges, exact, str(array.dtype), float(lo), float(hi), lowest)
 
 
 # -- thresholds --------------------------------------------------------------------------------
@@ -418,14 +445,28 @@ def denoise(values, method: str = "median", progress: Progress | None = None,
     step(0.0, "Measuring the noise")
     before = noise_sigma(array)
     if method == "median":
-        from scipy.ndimage import median_filter
-
-        step(0.05, "Median filter")
-        out, settings = median_filter(array, size=3, mode="nearest"), {"size": 3}
+        out, settings = _median(array, step), {"size": 3}
     else:
         out, settings = _nl_means(array, before, step)
     step(0.95, "Measuring the noise")
     return Denoised(out, method, before, noise_sigma(out), settings)
+
+
+def _median(array: np.ndarray, step) -> np.ndarray:
+    """3×3×3 median slab by slab with a one-slice halo (what each output slice sees), so Cancel is
+    heard between slabs; the same voxels as one ``median_filter`` over the whole volume."""
+    from scipy.ndimage import median_filter
+
+    out = np.empty_like(array)
+    stack = array[None] if array.ndim < 3 else array
+    target = out[None] if array.ndim < 3 else out
+    runs = slabs(stack.shape, MEDIAN_SLAB_VOXELS)
+    for i, s in enumerate(runs):
+        step(0.05 + 0.9 * i / len(runs), "Median filter")
+        a, b = max(0, s.start - 1), min(stack.shape[0], s.stop + 1)
+        done = median_filter(stack[a:b] if array.ndim >= 3 else stack[a:b][0], size=3, mode="nearest")
+        target[s] = done[s.start - a:s.stop - a] if array.ndim >= 3 else done[None]
+    return out
 
 
 def _nl_means(array: np.ndarray, sigma: float, step) -> tuple[np.ndarray, dict]:
@@ -442,12 +483,10 @@ def _nl_means(array: np.ndarray, sigma: float, step) -> tuple[np.ndarray, dict]:
         step(0.05 + 0.9 * start / stack.shape[0], "Non-local means")
         a, b = max(0, start - halo), min(stack.shape[0], stop + halo)
         part = stack[a:b].astype(np.float32)
-        if part.shape[0] == 1:
-            done = denoise_nl_means(part[0], patch_size=patch, patch_distance=distance, h=0.8 * sigma,
-                                    sigma=sigma, fast_mode=True, preserve_range=True)[None]
-        else:
-            done = denoise_nl_means(part, patch_size=patch, patch_distance=distance, h=0.8 * sigma,
-                                    sigma=sigma, fast_mode=True, preserve_range=True)
+        flat = part.shape[0] == 1            # one slice: denoised as the 2-D image it is
+        done = denoise_nl_means(part[0] if flat else part, patch_size=patch, patch_distance=distance,
+                                h=0.8 * sigma, sigma=sigma, fast_mode=True, preserve_range=True)
+        done = done[None] if flat else done
         target[start:stop] = _as_dtype(done[start - a:stop - a], array.dtype)
     return out, {"patch_size": patch, "patch_distance": distance, "h": 0.8 * sigma}
 

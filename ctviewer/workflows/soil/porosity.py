@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ctviewer.errors import InputError
-from ctviewer.progress import CancelToken, Progress, checked_progress
+from ctviewer.progress import CancelToken, Progress, checked_progress, sub_progress
 from ctviewer.workflows.soil import phases
 
 OUTLINE_SLAB = 4
@@ -85,7 +85,7 @@ def sample_outline(values, threshold: float, progress: Progress | None = None,
     empty_slabs = 0
     for start in range(0, nz, OUTLINE_SLAB):
         step(0.8 * start / nz, "Finding the sample's outline")
-        count = np.count_nonzero(array[start:start + OUTLINE_SLAB] > threshold, axis=0)
+        count = np.count_nonzero(np.greater(array[start:start + OUTLINE_SLAB], np.float64(threshold)), axis=0)
         seen_in += count
         hull = _hull(count >= 1)
         if hull is None:
@@ -113,17 +113,12 @@ def sample_outline(values, threshold: float, progress: Progress | None = None,
 
 
 # -- masks, profiles, REV ----------------------------------------------------------------------
-def _slabs(shape) -> list[slice]:
-    step = max(1, _SLAB_VOXELS // max(1, int(shape[1] * shape[2])))
-    return [slice(s, min(s + step, shape[0])) for s in range(0, shape[0], step)]
-
-
 def pore_mask(values, threshold: float, sample: np.ndarray | None = None) -> np.ndarray:
     """Pores (bool): ``value <= threshold`` inside the sample, slab by slab (no copy of the volume)."""
     array = np.asarray(getattr(values, "array", values))
     out = np.empty(array.shape, dtype=bool)
-    for s in _slabs(array.shape):
-        np.less_equal(array[s], threshold, out=out[s])
+    for s in phases.slabs(array.shape, _SLAB_VOXELS):
+        phases.at_or_below(array[s], threshold, out=out[s])
         if sample is not None:
             out[s] &= sample[s]
     return out
@@ -137,7 +132,7 @@ def profiles(pores: np.ndarray, sample: np.ndarray | None = None) -> dict[str, n
             "x": np.full(nx, nz * ny, np.int64)}
     if sample is not None:
         room = {k: np.zeros_like(v) for k, v in room.items()}
-    for s in _slabs(pores.shape):
+    for s in phases.slabs(pores.shape, _SLAB_VOXELS):
         for counts, part in ((hits, pores[s]), (room, None if sample is None else sample[s])):
             if part is not None:
                 counts["z"][s] = part.sum(axis=(1, 2), dtype=np.int64)
@@ -243,15 +238,12 @@ def measure(volume, method: str = phases.DEFAULT_METHOD, denoise: str = "none", 
     step = checked_progress(progress, cancel)
     notes, denoised = [], None
 
-    def sub(a, b):
-        return lambda f, message="": step(a + (b - a) * f, message)
-
     try:
         if denoise != "none":
-            done = phases.denoise(array, denoise, sub(0.0, 0.4), cancel)
+            done = phases.denoise(array, denoise, sub_progress(step, 0.0, 0.4), cancel)
             array, denoised = done.array, done.to_dict()
             notes.append(f"denoised first: {done.note}")
-        whole = phases.histogram(array, progress=sub(0.4, 0.5), cancel=cancel)
+        whole = phases.histogram(array, progress=sub_progress(step, 0.4, 0.5), cancel=cancel)
         chosen = phases.choose_threshold(whole, method, n)
         outline = SampleOutline(None, "no sample outline asked for: the whole volume is used", 1.0)
         hist = whole
@@ -262,9 +254,10 @@ def measure(volume, method: str = phases.DEFAULT_METHOD, denoise: str = "none", 
                 air = phases.choose_threshold(whole, "valley").value
             except InputError:
                 air = chosen.value
-            outline = sample_outline(array, air, sub(0.5, 0.7), cancel)
+            outline = sample_outline(array, air, sub_progress(step, 0.5, 0.7), cancel)
             if outline.mask is not None:
-                hist = phases.histogram(array, mask=outline.mask, progress=sub(0.7, 0.8), cancel=cancel)
+                hist = phases.histogram(array, mask=outline.mask, progress=sub_progress(step, 0.7, 0.8),
+                                        cancel=cancel)
                 notes.append("threshold from the whole view, where the air around the sample is the pore "
                              "phase's own peak; porosity counted inside the sample")
         notes.append(outline.note)
