@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from ctviewer.errors import InputError
-from ctviewer.workflows.soil.phases import DEFAULT_METHOD
+from ctviewer.progress import sub_progress
+from ctviewer.workflows.soil.phases import DEFAULT_METHOD, DENOISERS, MULTIOTSU_CLASSES
 
 EXIT_OK = 0
 
@@ -51,7 +52,8 @@ def _add_object_choice(p) -> None:
     p.add_argument("--method", choices=("equal", "otsu"), default="equal",
                    help="equal-width bins of the value range, as the soil study (default), or multi-Otsu")
     p.add_argument("--n", type=int, default=None,
-                   help="number of objects (default 6 for equal bins; 5, the most, for multi-Otsu)")
+                   help=f"number of objects (default 6 for equal bins, {MULTIOTSU_CLASSES} for multi-Otsu; "
+                        "at most 5 for multi-Otsu)")
 
 
 def add_pores_arguments(p) -> None:
@@ -62,11 +64,13 @@ def add_pores_arguments(p) -> None:
                         "Otsu's threshold, the first multi-Otsu threshold, the seed's object 1 of six "
                         "equal-width bins, or a grey value V of your own (pores are the voxels <= it)")
     p.add_argument("--n", type=int, default=None,
-                   help="classes for multiotsu (default 3) or bins for equal-bins (default 6)")
-    p.add_argument("--denoise", choices=("none", "median", "nlm"), default="none",
+                   help=f"classes for multiotsu (default {MULTIOTSU_CLASSES}, also with --label 2 or more) or "
+                        "bins for equal-bins (default 6)")
+    p.add_argument("--denoise", choices=DENOISERS, default="none",
                    help="denoise first: 3x3x3 median or non-local means (default none)")
     p.add_argument("--voxel-mm", type=voxel_size, default=None, metavar="S",
-                   help="voxel size in mm: one number, or Z,Y,X (default: the file's own)")
+                   help="voxel size in mm: one number, or Z,Y,X (default: the file's own; with --objects, "
+                        "the label map's)")
     p.add_argument("--sample-mask", choices=("auto", "none"), default="auto",
                    help="find the outline of a core in air and leave the air out (auto, default), or count "
                         "the whole volume (none)")
@@ -106,11 +110,13 @@ def _read_cube(path: Path):
     return cube
 
 
-def _objects(cube, args, bar):
+def _objects(cube, method: str, n: int | None, bar):
+    """Density objects by ``equal`` bins (6 unless ``n``) or multi-Otsu ``otsu`` classes
+    (:data:`MULTIOTSU_CLASSES` unless ``n``, as ``soil pores --method multiotsu``)."""
     from ctviewer.workflows.soil.objects import density_objects
 
-    n = args.n if args.n is not None else (6 if args.method == "equal" else 5)
-    return density_objects(cube, n=n, method=args.method, progress=bar)
+    n = n if n is not None else (6 if method == "equal" else MULTIOTSU_CLASSES)
+    return density_objects(cube, n=n, method=method, progress=bar)
 
 
 def run_objects(args) -> int:
@@ -121,7 +127,7 @@ def run_objects(args) -> int:
     cube = _read_cube(args.cube)
     bar = ProgressBar(sys.stderr)
     try:
-        labels = _objects(cube, args, bar)
+        labels = _objects(cube, args.method, args.n, bar)
     finally:
         bar.clear()
     written = write_label_map(labels, args.output, image=cube)
@@ -136,7 +142,7 @@ def run_pores(args) -> int:
     from dataclasses import replace
 
     from ctviewer.commands.locate import ProgressBar
-    from ctviewer.workflows.soil.phases import parse_method
+    from ctviewer.workflows.soil.phases import method_words, parse_method
     from ctviewer.workflows.soil.pores import pore_stats
 
     cube = _read_cube(args.cube)
@@ -150,7 +156,8 @@ def run_pores(args) -> int:
             labels, source = _label_map(cube, args, method, bar)
             del cube
             name = labels.table.name(args.label)
-            stats = pore_stats(labels, label=args.label, connectivity=args.connectivity, progress=bar)
+            stats = pore_stats(labels, label=args.label, spacing=args.voxel_mm, connectivity=args.connectivity,
+                               progress=bar)
         elif args.label != 1:
             raise InputError(f"--label {args.label} picks an object of a label map (--objects) or of "
                              f"--method equal-bins / multiotsu, not of the {method} threshold")
@@ -158,12 +165,12 @@ def run_pores(args) -> int:
             from ctviewer.workflows.soil.porosity import measure
 
             found, pores = measure(cube, args.method, denoise=args.denoise, sample=args.sample_mask, n=args.n,
-                                   progress=_part(bar, 0.0, 0.2))
+                                   progress=sub_progress(bar, 0.0, 0.2))
             spacing, name = cube.spacing, "pores"
-            source = f"{_method_words(found.threshold.method)} of {args.cube.name}"
+            source = f"{method_words(found.threshold.method)} of {args.cube.name}"
             del cube   # the pore statistics need only the pore mask
             stats = pore_stats(pores, spacing=spacing, connectivity=args.connectivity,
-                               progress=_part(bar, 0.2, 1.0))
+                               progress=sub_progress(bar, 0.2, 1.0))
             # the porosity is of the sample, not of the field of view (they differ around a core)
             stats = replace(stats, porosity=found.porosity, porosity_by_slice=found.profiles["z"])
     finally:
@@ -187,22 +194,9 @@ def run_pores(args) -> int:
     return EXIT_OK
 
 
-def _method_words(method: str) -> str:
-    return {"threshold": "your threshold", "equal-bins": "object 1 of equal-width bins",
-            "multiotsu": "multi-Otsu threshold", "otsu": "Otsu's threshold"}.get(method, f"{method} threshold")
-
-
-def _part(bar, start: float, stop: float):
-    return lambda f, message="": bar(start + (stop - start) * f, message)
-
-
 def _label_map(cube, args, method, bar):
     if args.objects is None:
-        from ctviewer.workflows.soil.objects import density_objects
-
-        otsu = method == "multiotsu"
-        n = args.n if args.n is not None else (5 if otsu else 6)
-        labels = density_objects(cube, n=n, method="otsu" if otsu else "equal", progress=bar)
+        labels = _objects(cube, "otsu" if method == "multiotsu" else "equal", args.n, bar)
         return labels, f"objects computed from {args.cube.name}"
     from ctviewer.io.label_files import read_label_map
 

@@ -163,3 +163,57 @@ def test_a_tiff_whose_nan_voxels_the_reader_filled_in_is_still_refused(tmp_path,
     assert main(["soil", "pores", str(tmp_path / "holes.tif")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holes.tif" in err[0] and "6 of 2,400 voxels are NaN or infinite in the file" in err[0]
+
+
+def test_a_float_threshold_at_the_smallest_value_counts_the_voxels_there(tmp_path, capsys):
+    rng = np.random.default_rng(10)
+    values = rng.uniform(0.5, 3.0, (10, 20, 20)).astype(np.float32)
+    values.ravel()[rng.permutation(values.size)[:1200]] = 0.0          # 30 % zeros
+    path = write_volume(Volume(values), tmp_path / "z.npy")
+    data = _pores(path, "--method", "threshold:0", "--sample-mask", "none", capsys=capsys)
+    assert data["phases"]["threshold"] == 0.0
+    assert data["porosity"] == pytest.approx(0.3) and data["pore_voxels"] == 1200
+    assert np.mean(data["porosity_by_slice"]) == pytest.approx(0.3)
+
+
+def test_multiotsu_is_three_classes_for_every_label(tmp_path, capsys):
+    from ctviewer.io.registry import read_volume
+    from ctviewer.workflows.soil.objects import density_objects
+
+    path, _, _ = _medium(tmp_path)
+    classes = density_objects(read_volume(path, canonical=False), n=3, method="otsu").array
+    first = _pores(path, "--method", "multiotsu", "--sample-mask", "none", capsys=capsys)
+    assert len(first["phases"]["all_thresholds"]) == 2                  # 3 classes
+    third = _pores(path, "--method", "multiotsu", "--label", "3", capsys=capsys)
+    assert third["pore_voxels"] == np.count_nonzero(classes == 3)
+    assert "default 3" in " ".join(_help(["soil", "pores", "--help"], capsys).split())
+
+
+def _help(argv, capsys) -> str:
+    with pytest.raises(SystemExit):
+        main(argv)
+    return capsys.readouterr().out
+
+
+def test_a_voxel_size_given_by_hand_reaches_a_label_maps_statistics(tmp_path, capsys):
+    from ctviewer.data.labels import LabelMap
+    from ctviewer.io.writers import write_label_map
+
+    path, values, solid = _medium(tmp_path)
+    objects = write_label_map(LabelMap(Volume((~solid).astype(np.uint8), spacing=(0.1, 0.1, 0.1))),
+                              tmp_path / "objects.nii.gz")
+    data = _pores(path, "--objects", str(objects), "--voxel-mm", "0.2,0.05,0.05", capsys=capsys)
+    assert data["voxel_mm"] == [0.2, 0.05, 0.05]
+    assert data["cluster_volumes_mm3"][0] == pytest.approx(data["pore_voxels"] * 0.2 * 0.05 * 0.05 *
+                                                           data["largest_cluster_fraction"])
+
+
+def test_slices_without_sample_are_empty_cells_in_the_csv_profile(tmp_path, capsys):
+    path, values, solid = _medium(tmp_path, core=True)
+    values[:8] = 9000                       # air above a core shorter than the scan
+    path = write_volume(Volume(values, spacing=(0.1, 0.1, 0.1)), tmp_path / "short.npy")
+    data = _pores(path, "--csv", str(tmp_path / "short"), capsys=capsys)
+    assert data["profiles"]["z"][:8] == [None] * 8
+    with open(tmp_path / "short_profile.csv", newline="") as fh:
+        cells = [r["porosity_percent"] for r in csv.DictReader(fh)]
+    assert cells[:8] == [""] * 8 and all(cells[10:])    # the outline starts two voxels inside the core

@@ -62,6 +62,10 @@ from ctviewer.progress import CancelToken, Progress, checked_progress
 METHODS = ("otsu", "multiotsu", "valley", "equal-bins", "threshold:V")
 DEFAULT_METHOD = "valley"
 DENOISERS = ("none", "median", "nlm")
+#: Classes of multi-Otsu unless asked otherwise (pores = the first), wherever it is run.
+MULTIOTSU_CLASSES = 3
+#: How the results name a threshold the user gave.
+OWN_THRESHOLD = "your threshold"
 #: Bins of a float volume's histogram: divisible by 6 (the seed's bins) and by 256 (the grey step).
 FLOAT_BINS = 3072
 #: Integer volumes with more levels than this are binned like floats.
@@ -359,11 +363,17 @@ def choose_threshold(hist: Histogram, method: str = DEFAULT_METHOD, n: int | Non
         return Threshold("otsu", float(hist.upper[min(k, hist.upper.size - 1)]),
                          "Otsu's threshold on the whole histogram")
     if name == "multiotsu":
-        return _multi_otsu(hist, 3 if n is None else n)
+        return _multi_otsu(hist, MULTIOTSU_CLASSES if n is None else n)
     v = hist.snap(float(peaks.centres[peaks.valley]))
     a, b = peaks.peaks
     return Threshold("valley", v, f"lowest point of the histogram (256 bins, Gaussian σ = {VALLEY_SIGMA:g} bins) "
                                   f"between its peaks at {peaks.centres[a]:.6g} and {peaks.centres[b]:.6g}")
+
+
+def method_words(method: str) -> str:
+    """A method's name in a sentence ("pores (Otsu's threshold of snow.tif)")."""
+    return {"threshold": OWN_THRESHOLD, "equal-bins": "object 1 of equal-width bins",
+            "multiotsu": "multi-Otsu threshold", "otsu": "Otsu's threshold"}.get(method, f"{method} threshold")
 
 
 def _equal_bins(hist: Histogram, n: int) -> Threshold:

@@ -95,7 +95,8 @@ def write_pore_csvs(stats: "PoreStats", prefix) -> list[Path]:
     prefix = Path(prefix)
     tables = {
         "profile": (["slice", "depth_mm", "porosity_percent"],
-                    [[z, f"{z * stats.voxel_mm[0]:.4g}", f"{100 * v:.4f}"]
+                    # a slice with no sample has no porosity: an empty cell, as the Phases tab writes
+                    [[z, f"{z * stats.voxel_mm[0]:.4g}", f"{100 * v:.4f}" if np.isfinite(v) else ""]
                      for z, v in enumerate(stats.porosity_by_slice)]),
         "clusters": (["rank", "volume_mm3", "share_percent"],
                      [[n, f"{v:.6g}", f"{100 * v / total:.4f}"] for n, v in enumerate(stats.cluster_volumes_mm3, 1)]
