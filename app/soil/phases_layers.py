@@ -4,7 +4,8 @@ sample's outline.
 While the threshold is dragged only the three planes the views show are rewritten, each announced by
 ``data_changed`` with its box, so every view repaints what it shows and nothing else; the whole pore
 phase comes from a worker when the line is let go (:meth:`PhaseLayers.fill`), and only then is the 3D
-panel handed the labels to extract their surface.
+panel handed the labels to extract their surface. The worker's arrays become the layers' own (no copy of
+the volume on the GUI thread: a 1000³ pore phase is a gigabyte).
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ class PhaseLayers:
                 view3d.set_mode("labels")
             self.study.layers.append(layer)   # topmost: the 3D panel shows its surface
         else:
-            np.copyto(layer.array, ids)
+            # the worker's array becomes the layer's, as the label editor swaps in a promoted map;
+            # data_changed(None): every view re-reads the whole layer
+            volume = layer.labels.volume
+            layer.labels.volume = volume.with_array(np.ascontiguousarray(ids, dtype=np.uint8), source=volume.source)
             layer.labels.volume.meta["phases"] = how
             layer.data_changed.emit(None)
             layer.labels.table.update(work.PORES_ID, name=name)
@@ -71,12 +75,13 @@ class PhaseLayers:
         self.outline = None
 
     def show_outline(self, inside: np.ndarray | None) -> None:
-        """The sample's outline as a yellow contour under the pore phase (none when it fills the view)."""
+        """The sample's outline (uint8, 1 = inside; the layer keeps this array) as a yellow contour under
+        the pore phase (none when it fills the view)."""
         self.drop_outline()
         if inside is None:
             return
         table = LabelTable([Label(1, "sample (inside the outline)", OUTLINE_COLOUR)])
-        labels = LabelMap(self.study.image.with_array(inside.view(np.uint8).copy()), table)
+        labels = LabelMap(self.study.image.with_array(inside), table)
         self.outline = LabelLayer(labels, name=work.OUTLINE_LAYER, opacity=0.9, outline=True)
         layers = self.study.layers
         layers.insert(layers.index(self.pores) if self.pores in layers else len(layers), self.outline)

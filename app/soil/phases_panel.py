@@ -29,7 +29,6 @@ from ctviewer.errors import InputError
 
 class PhasesPanel(QWidget):
     measured = Signal(object)      # the Porosity on screen now
-    committed = Signal(float)      # the whole pore phase is in its layer at this threshold
 
     def __init__(self, window, parent=None):
         super().__init__(parent)
@@ -41,6 +40,7 @@ class PhasesPanel(QWidget):
         self.hist = None            # the histogram the live porosity reads (the sample's, after Measure)
         self.marks: dict = {}       # Otsu's and the valley's thresholds on it
         self.inside = None          # the sample's outline (bool), after Measure
+        self.sample_by_slice = None  # its voxels in each slice (the Pores tab's porosity of the sample)
         self.threshold: float | None = None
         self.result = None
         self.layers = PhaseLayers(window)
@@ -113,7 +113,7 @@ class PhasesPanel(QWidget):
         if self.study is not None:
             self.study.cursor_changed.disconnect(self._cursor_moved)
         self.study = study
-        self.raw = self.found = self.denoised = self.hist = self.inside = self.result = None
+        self.raw = self.found = self.denoised = self.hist = self.inside = self.result = self.sample_by_slice = None
         self.threshold, self.marks = None, {}
         self.layers.set_study(study)
         if study is not None:
@@ -148,6 +148,12 @@ class PhasesPanel(QWidget):
         """What is thresholded: the denoised volume when there is one."""
         return self.denoised.array if self.denoised is not None else self.study.image.array
 
+    @property
+    def volume(self):
+        """What the workers are given: the denoised array, or the study's image itself, whose meta say
+        whether its reader filled in NaN voxels (refused, as ``ctviewer soil pores`` refuses them)."""
+        return self.denoised.array if self.denoised is not None else self.study.image
+
     def _enable(self) -> None:
         busy = self.row.running
         self.measure_button.setEnabled(self.found is not None and self.threshold is not None and not busy)
@@ -168,7 +174,7 @@ class PhasesPanel(QWidget):
                 self.row.say("Phases need a grey volume (slices of a scan), not a photo.")
             return False
         study = self.study
-        self.row.start("Counting grey levels", work.count_phases, study.image.array,
+        self.row.start("Counting grey levels", work.count_phases, study.image,
                        on_result=lambda found: self._counted(study, found), on_finished=self._enable)
         return True
 
@@ -181,6 +187,7 @@ class PhasesPanel(QWidget):
     def _use(self, found, denoised=None) -> None:
         """Threshold ``found`` (the raw or the denoised volume's phases) from now on."""
         self.found, self.hist, self.inside, self.result = found, found.histogram, None, None
+        self.sample_by_slice = None
         self.marks = {m: t.value for m, t in found.thresholds.items() if m in ("otsu", "valley")}
         hist = found.histogram
         self.histogram.show_counts(*self.raw.shown, denoised=found.shown if denoised is not None else None)
@@ -294,13 +301,15 @@ class PhasesPanel(QWidget):
         if study is not self.study or t != self.threshold:
             return   # the line moved on: a newer pore phase is on its way
         self._fill_layer(ids)
-        self.committed.emit(t)
 
     def _fill_layer(self, ids: np.ndarray) -> None:
         method = self.method.currentData() or "threshold"
         denoised = self.denoise.currentData()
         how = {"method": method, "threshold": self.threshold, "pores": "grey value <= threshold",
                "denoise": denoised, "sample_outline": self.inside is not None}
+        if self.sample_by_slice is not None:   # the Pores tab reports the porosity of the sample, not the view
+            how["sample_voxels"] = int(self.sample_by_slice.sum())
+            how["sample_voxels_by_slice"] = self.sample_by_slice.tolist()
         self.layers.fill(ids, work.pore_label_name(method, self.threshold, denoised), how)
 
     # -- denoising -------------------------------------------------------------------------------
@@ -314,7 +323,7 @@ class PhasesPanel(QWidget):
             self._use(self.raw)
             return True
         study = self.study
-        self.row.start(f"Denoising ({self.denoise.currentText()})", work.denoise_and_count, study.image.array,
+        self.row.start(f"Denoising ({self.denoise.currentText()})", work.denoise_and_count, study.image,
                        method, on_result=lambda out: self._denoised(study, out), on_finished=self._denoise_ended)
         self._enable()
         return True
@@ -341,27 +350,29 @@ class PhasesPanel(QWidget):
             return False
         study = self.study
         den = None if self.denoised is None else {**self.denoised.to_dict(), "note": self.denoised.note}
-        self.row.start("Measuring porosity", work.measure, self.values, self.method.currentData() or "threshold",
+        self.row.start("Measuring porosity", work.measure, self.volume, self.method.currentData() or "threshold",
                        self.threshold, study.image.spacing, den,
-                       on_result=lambda out: self._measured(study, *out), on_finished=self._enable)
+                       on_result=lambda out: self._measured(study, out), on_finished=self._enable)
         self._enable()
         return True
 
-    def _measured(self, study, found, pores) -> None:
+    def _measured(self, study, out: work.Measured) -> None:
         if study is not self.study:
             return
+        found = out.found
         self.result, self.hist, self.inside = found, found.histogram, found.sample.mask
+        self.sample_by_slice = out.sample_by_slice
         u = found.uncertainty["methods"]
         self.marks = {m: u[m]["threshold"] for m in ("otsu", "valley") if u.get(m, {}).get("threshold") is not None}
         self._place_line(found.threshold.value)
         self.set_threshold(found.threshold.value, found.threshold.note)
-        self.layers.show_outline(self.inside)
-        self._fill_layer(pores)
+        self.layers.show_outline(out.outline)
+        self._fill_layer(out.pores)
         self.plots.show_result(found, study.image.spacing)
         self.plots.show()
         self.outline_note.setText("\n".join(found.notes))
         rev = found.rev
-        how = "your threshold" if found.threshold.method == "threshold" else found.threshold.method
+        how = work.method_name(found.threshold.method)
         self.row.say(f"Measured by {how} at grey <= {found.threshold.value:g}; REV "
                      + (f"{rev.rev_mm:.3g} mm" if rev.rev_mm is not None else f"not reached ({rev.note})"))
         self._enable()
@@ -369,14 +380,18 @@ class PhasesPanel(QWidget):
 
     # -- saving --------------------------------------------------------------------------------
     def save(self, prefix) -> list:
-        source = getattr(self.study.image, "source", "") or getattr(self.study.image, "name", "")
-        return work.write_results(self.result, prefix, str(source))
+        from ctviewer.imaging.orientation import stored_grid
+
+        image = self.study.image
+        source = getattr(image, "source", "") or getattr(image, "name", "")
+        return work.write_results(self.result, prefix, str(source), stored_grid(image))
 
     def _ask_save(self) -> None:
         if self.result is None:
             return
         path, _ = QFileDialog.getSaveFileName(self, "Save porosity (JSON + profile and REV tables)",
-                                              "porosity.json", "JSON and CSV (*.json)")
+                                              work.default_save_name(getattr(self.study.image, "source", "")),
+                                              "JSON and CSV (*.json)")
         if path:
             try:
                 self.row.say("Saved " + ", ".join(p.name for p in self.save(path)))

@@ -69,7 +69,8 @@ def denoise_and_count(values, method: str, progress=None, cancel=None):
 
 
 def snapped(hist: phases.Histogram, value: float) -> float:
-    """A dragged position as a threshold the counts answer exactly (a whole grey level, or a bin top)."""
+    """A dragged position as a threshold the counts answer exactly (a whole grey level, a bin top, or
+    a float volume's smallest value, whose voxels the counts hold apart: :meth:`Histogram.snap`)."""
     value = min(max(float(value), hist.edges[0]), hist.hi)
     return float(math.floor(value)) if hist.exact else hist.snap(value)
 
@@ -120,7 +121,7 @@ def draw_plane(target: np.ndarray, values: np.ndarray, threshold: float, axis: i
     returns the plane's bounding box, as ``LabelLayer.data_changed`` carries it."""
     at = plane_index(axis, k)
     plane = target[at]
-    np.less_equal(values[at], threshold, out=plane, casting="unsafe")
+    phases.at_or_below(values[at], threshold, out=plane, casting="unsafe")   # as the histogram compares
     if inside is not None:
         plane &= inside[at]
     box = [slice(0, n) for n in target.shape]
@@ -136,20 +137,54 @@ def pore_phase(values, threshold: float, inside=None, progress=None, cancel=None
     return mask.view(np.uint8)
 
 
+def method_name(method: str) -> str:
+    """A method as the tab names it in its results: its name, or "your threshold"."""
+    return phases.OWN_THRESHOLD if method == "threshold" else method
+
+
 def pore_label_name(method: str, threshold: float, denoised: str) -> str:
     """The pore label's name: the settings travel with a saved label map in its table."""
-    how = "your threshold" if method == "threshold" else method
+    how = method_name(method)
     return f"pores ({how}, grey <= {threshold:g}{'' if denoised == 'none' else f', {denoised} denoised'})"
 
 
-def measure(values, method: str, threshold: float, spacing, denoised: dict | None, progress=None, cancel=None):
+@dataclass
+class Measured:
+    """What Measure hands the panel: every array ready for its layer, so the GUI thread copies none."""
+
+    found: porosity.Porosity
+    pores: np.ndarray                 # uint8 label ids, 1 = pore
+    outline: np.ndarray | None        # uint8, 1 = inside the sample; None: the sample fills the view
+    sample_by_slice: np.ndarray | None   # sample voxels of each slice (z), for the Pores tab
+
+
+def measure(values, method: str, threshold: float, spacing, denoised: dict | None, progress=None,
+            cancel=None) -> Measured:
     """Worker body: porosity inside the sample's outline with its uncertainty, profiles and REV."""
     chosen = f"threshold:{threshold!r}" if method == "threshold" else method
     found, pores = porosity.measure(values, chosen, denoise="none", sample="auto", spacing=spacing,
                                     progress=progress, cancel=cancel)
     if denoised is not None:   # done before, in the panel: the result names it
         found = replace(found, denoised=denoised, notes=[f"denoised first: {denoised['note']}", *found.notes])
-    return found, pores.view(np.uint8)
+    inside = found.sample.mask
+    # the outline layer gets its own copy (the user may draw on it; the panel keeps the bool mask)
+    outline = None if inside is None else inside.view(np.uint8).copy()
+    by_slice = None if inside is None else np.count_nonzero(inside, axis=(1, 2))
+    return Measured(found, pores.view(np.uint8), outline, by_slice)
+
+
+def sample_porosity(stats, how: dict | None):
+    """``stats`` of a Phases-tab pore layer (``how``: its meta['phases']) with the porosity of the
+    sample where an outline was measured, as ``ctviewer soil pores`` reports it (the field of view
+    holds air around a core, which is not pore space); otherwise ``stats`` as they are."""
+    total = (how or {}).get("sample_voxels")
+    if not total:
+        return stats
+    by_slice = np.asarray(how["sample_voxels_by_slice"], dtype=np.float64)
+    pores = np.asarray(stats.porosity_by_slice, dtype=np.float64) * np.prod(stats.shape[1:])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        profile = np.where(by_slice > 0, pores / np.maximum(by_slice, 1), np.nan)
+    return replace(stats, porosity=stats.pore_voxels / total, porosity_by_slice=profile)
 
 
 # -- saving --------------------------------------------------------------------------------------
@@ -160,28 +195,70 @@ def settings(found) -> dict:
             "denoise": (found.denoised or {}).get("method", "none"), "sample_outline": found.sample.note}
 
 
-def write_results(found, prefix, volume_name: str = "") -> list[Path]:
+def default_save_name(source) -> str:
+    """Where Save porosity… proposes to write: ``<volume>_porosity.json`` beside the volume."""
+    from ctviewer.io.label_files import base_name
+
+    if not source:
+        return "porosity.json"
+    source = Path(source)
+    return str(source.with_name(f"{base_name(source)}_porosity.json"))
+
+
+def _sidecars(source) -> set[Path]:
+    """The names the volume's voxel-size sidecar may have (``NAME.EXT.json``, ``NAME.json``)."""
+    from ctviewer.io.label_files import base_name
+
+    if not source:
+        return set()
+    source = Path(source).absolute()
+    return {source.with_name(source.name + ".json"), source.with_name(base_name(source) + ".json")}
+
+
+def stored_profiles(profiles: dict, grid) -> dict:
+    """The profiles in the file's own axis and slice order, as ``ctviewer soil pores`` writes them:
+    the tab works on the display grid, which for a DICOM or NIfTI volume may be the stored one
+    reversed or permuted (``grid``: :func:`ctviewer.imaging.orientation.stored_grid`; None: the same)."""
+    if grid is None:
+        return profiles
+    out = {}
+    for a, name in enumerate("zyx"):
+        values = np.asarray(profiles[name])
+        out["zyx"[grid.perm[a]]] = values[::-1] if grid.flips[a] else values
+    return {name: out[name] for name in "zyx"}
+
+
+def write_results(found, prefix, volume_name: str = "", grid=None) -> list[Path]:
     """``PREFIX.json`` (everything ``ctviewer soil pores --json`` says about the phases), and
-    ``PREFIX_profiles.csv`` / ``PREFIX_rev.csv`` whose every row names the method, threshold and denoising."""
-    from ctviewer.io.atomic import atomic_write_text
-    from ctviewer.io.csv_safe import write_csv
+    ``PREFIX_profiles.csv`` / ``PREFIX_rev.csv`` whose every row names the method, threshold and
+    denoising; the three together or none (:func:`~ctviewer.io.atomic.atomic_paths`). Planes are
+    numbered in the file's stored order (``grid``), plane 0 its first slice, as the CLI numbers them.
+    A prefix whose JSON would be the volume's voxel-size sidecar is refused."""
+    from ctviewer.io.atomic import atomic_paths
+    from ctviewer.io.csv_safe import csv_text
 
     prefix = Path(prefix)
     if prefix.suffix.lower() in (".json", ".csv"):
         prefix = prefix.with_suffix("")
-    how = settings(found)
+    names = [prefix.with_name(prefix.name + end) for end in (".json", "_profiles.csv", "_rev.csv")]
+    if names[0].absolute() in _sidecars(volume_name):
+        raise InputError(f"{names[0].name} is the voxel-size sidecar of {Path(volume_name).name}: "
+                         f"choose another name (such as {Path(default_save_name(volume_name)).name})", names[0])
+    how = {**settings(found), "planes": "in the file's stored order: plane 0 is its first slice"}
     tail = [how["method"], f"{how['threshold']:g}", how["denoise"]]
     head = ["method", "threshold", "denoise"]
+    profiles = stored_profiles(found.profiles, grid)
     data = {"volume": volume_name, "settings": how, **found.to_dict()}
-    out = [prefix.with_name(prefix.name + ".json")]
-    atomic_write_text(out[0], json.dumps(data, indent=2, allow_nan=False) + "\n")
+    data["profiles"] = {k: [float(v) if np.isfinite(v) else None for v in p] for k, p in profiles.items()}
     rows = [[axis, n, "" if not np.isfinite(v) else f"{100 * v:.4f}", *tail]
-            for axis, values in found.profiles.items() for n, v in enumerate(values)]
-    out.append(write_csv(prefix.with_name(prefix.name + "_profiles.csv"), rows,
-                         header=["axis", "plane", "porosity_percent", *head]))
+            for axis, values in profiles.items() for n, v in enumerate(values)]
     rev = found.rev
-    rows = [[f"{s:.6g}", "" if not np.isfinite(p) else f"{100 * p:.4f}", *tail]
-            for s, p in zip(rev.sides_mm, rev.porosity)]
-    out.append(write_csv(prefix.with_name(prefix.name + "_rev.csv"), rows,
-                         header=["cube_side_mm", "porosity_percent", *head]))
-    return out
+    rev_rows = [[f"{s:.6g}", "" if not np.isfinite(p) else f"{100 * p:.4f}", *tail]
+                for s, p in zip(rev.sides_mm, rev.porosity)]
+    texts = [json.dumps(data, indent=2, allow_nan=False) + "\n",
+             csv_text(rows, ["axis", "plane", "porosity_percent", *head]),
+             csv_text(rev_rows, ["cube_side_mm", "porosity_percent", *head])]
+    with atomic_paths(*names) as temps:
+        for tmp, text in zip(temps, texts):
+            tmp.write_bytes(text.encode("utf-8"))
+    return names

@@ -5,8 +5,10 @@ and the connectivity, and presses Measure; :func:`ctviewer.workflows.soil.pores.
 worker. The numbers go in a small form, the porosity per slice in a depth profile (depth downwards, as
 soil profiles are drawn; a click moves the views to that slice), the local-thickness histogram in a
 pore-size plot, the largest clusters in a list; Save writes what ``ctviewer soil pores --json`` (or ``--csv``)
-prints; for the pore phase of the Phases tab, with its method, threshold and denoising. A study without
-label layers is first split into density objects (the seed's six bins).
+prints; for the pore phase of the Phases tab, with its method, threshold and denoising, and where the
+Phases tab measured a sample's outline, the porosity of the sample (as ``ctviewer soil pores`` reports it),
+not of the whole field of view. A study without label layers is first split into density objects (the
+seed's six bins).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout,
                                QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
 from app.soil import pores_work as work
+from app.soil.phases_work import sample_porosity
 from app.soil.task_row import TaskRow, one_line
 from ctviewer.errors import InputError
 
@@ -167,6 +170,7 @@ class PoresPanel(QWidget):
 
     # -- results -----------------------------------------------------------------------------
     def show_stats(self, stats) -> None:
+        stats = sample_porosity(stats, self._phases)
         self.stats = stats
         v = self.values
         v["Porosity"].setText(f"{100.0 * stats.porosity:.2f} %")
@@ -210,7 +214,7 @@ class PoresPanel(QWidget):
 
         data = self.stats.to_dict()
         if self._phases:
-            data["phases"] = self._phases
+            data["phases"] = self._saved_phases()
         atomic_write_text(path, json.dumps(data, indent=2) + "\n")
         return Path(path)
 
@@ -225,8 +229,12 @@ class PoresPanel(QWidget):
         written = write_pore_csvs(self.stats, prefix)
         if self._phases:   # NAME_phases.json beside the tables: how the pores were told from the solid
             written.append(prefix.with_name(f"{prefix.name}_phases.json"))
-            atomic_write_text(written[-1], json.dumps(self._phases, indent=2) + "\n")
+            atomic_write_text(written[-1], json.dumps(self._saved_phases(), indent=2) + "\n")
         return written
+
+    def _saved_phases(self) -> dict:
+        """How the pores were found, as saved: the sample's voxel count, not its count per slice."""
+        return {k: v for k, v in self._phases.items() if k != "sample_voxels_by_slice"}
 
     def _ask_save(self) -> None:
         if self.stats is None:

@@ -243,6 +243,11 @@ def test_measure_outlines_a_core_in_air_plots_profiles_and_rev_and_saves_the_set
     stats = json.loads(pores.save_json(tmp_path / "stats.json").read_text())
     assert stats["phases"]["method"] == "valley" and stats["phases"]["threshold"] == t
     assert stats["phases"]["sample_outline"] is True and stats["pore_voxels"] == np.count_nonzero((cube <= t) & inside)
+    # the porosity of the sample, as the Phases tab and `ctviewer soil pores` say, not of the field of view
+    assert stats["porosity"] == pytest.approx(porosity) and stats["phases"]["sample_voxels"] == inside.sum()
+    assert pores.values["Porosity"].text() == f"{100 * porosity:.2f} %"
+    by_slice = ((cube <= t) & inside).sum(axis=(1, 2)) / inside.sum(axis=(1, 2))
+    assert stats["porosity_by_slice"] == pytest.approx(list(by_slice))
     tables = pores.save_csv(tmp_path / "stats.csv")
     assert [p.name for p in tables][-1] == "stats_phases.json"
     assert json.loads(tables[-1].read_text())["threshold"] == t
@@ -295,3 +300,83 @@ def test_a_unimodal_volume_asks_for_a_threshold_instead_of_a_number(window, qtbo
     assert panel.method.currentText() == "Threshold (yours)"
     assert panel.porosity.text().startswith(f"Porosity {100 * np.mean(cube <= 4800):.2f} %")
     assert panel.measure_button.isEnabled()
+
+
+def test_a_tiff_whose_nan_voxels_the_reader_filled_in_is_refused_in_one_line(window, qtbot, tmp_path):
+    import tifffile
+
+    values = bimodal_cube().astype(np.float32)
+    values[0, 0, :5] = np.nan
+    tifffile.imwrite(tmp_path / "holes.tif", values)
+    window.open_paths([tmp_path / "holes.tif"])
+    qtbot.waitUntil(lambda: window.study is not None and window.study.image.shape == values.shape, timeout=20000)
+    assert window.study.image.meta.get("nonfinite_voxels") == 5     # the reader filled them in
+    window.soil_dock.show_tab(title="Phases")
+    panel = window.soil_dock.phases
+    qtbot.waitUntil(lambda: "NaN or infinite" in panel.row.status.text(), timeout=20000)
+    assert len(panel.row.status.text().splitlines()) == 1 and panel.row.status.property("error")
+    assert panel.found is None and panel.porosity.text() == "–" and not panel.measure_button.isEnabled()
+
+
+def test_a_float_threshold_at_the_smallest_value_shows_and_commits_the_same_pores(window, qtbot):
+    cube = bimodal_cube().astype(np.float32) / 9000
+    cube[:, :4] = 0.0                                   # a band at the smallest value
+    panel = open_phases(window, qtbot, cube)
+    qtbot.waitUntil(lambda: panel.layer is not None, timeout=20000)
+    panel.value.setValue(0.0)
+    assert panel.threshold == 0.0
+    assert panel.porosity.text().startswith(f"Porosity {100 * np.mean(cube <= 0):.2f} %")
+    np.testing.assert_array_equal(axial_overlay(window, panel.layer), shown_pores(window, cube, 0.0))
+    qtbot.waitUntil(lambda: not panel.layers.stale, timeout=20000)
+    np.testing.assert_array_equal(panel.layer.array, cube <= 0)
+
+
+def test_save_proposes_a_name_beside_the_volume_and_never_overwrites_its_sidecar(window, qtbot, tmp_path):
+    from ctviewer.errors import InputError
+    from ctviewer.io.writers import write_volume
+
+    path = write_volume(Volume(bimodal_cube(), spacing=(0.5, 0.1, 0.1)), tmp_path / "scan.npy")
+    sidecar = json.loads((tmp_path / "scan.json").read_text())
+    window.open_paths([path])
+    qtbot.waitUntil(lambda: window.study is not None and window.study.image.shape == (24, 40, 40), timeout=20000)
+    window.soil_dock.show_tab(title="Phases")
+    panel = window.soil_dock.phases
+    qtbot.waitUntil(lambda: panel.found is not None, timeout=20000)
+    with qtbot.waitSignal(panel.measured, timeout=60000):
+        assert panel.measure()
+    assert work.default_save_name(window.study.image.source) == str(tmp_path / "scan_porosity.json")
+    for name in ("scan.json", "scan.npy.json", "scan"):
+        with pytest.raises(InputError, match="is the voxel-size sidecar of scan.npy"):
+            panel.save(tmp_path / name)
+    assert json.loads((tmp_path / "scan.json").read_text()) == sidecar     # the voxel size is still there
+    written = panel.save(tmp_path / "scan_porosity.json")
+    assert [p.name for p in written] == ["scan_porosity.json", "scan_porosity_profiles.csv", "scan_porosity_rev.csv"]
+
+
+def test_profiles_are_saved_in_the_files_slice_order_as_the_cli_writes_them(window, qtbot, tmp_path):
+    from ctviewer.imaging.orientation import to_canonical
+    from ctviewer.workflows.soil import porosity
+
+    stored = bimodal_cube()
+    stored[:8] = np.where(stored[:8] < 5000, 9000, stored[:8])     # no pores in the first stored slices
+    # a volume stored bottom-up (as some DICOM and NIfTI files are): the views show it reversed
+    direction = np.array([[0, 0, 1], [0, 1, 0], [-1, 0, 0.0]])
+    shown = to_canonical(Volume(stored, spacing=(0.5, 0.1, 0.1), direction=direction, modality="CT", name="cube"))
+    np.testing.assert_array_equal(shown.array, stored[::-1])
+    window.set_study(Study(shown))
+    window.soil_dock.show_tab(title="Phases")
+    panel = window.soil_dock.phases
+    qtbot.waitUntil(lambda: panel.found is not None, timeout=20000)
+    with qtbot.waitSignal(panel.measured, timeout=60000):
+        assert panel.measure()
+    panel.save(tmp_path / "cube.json")
+    cli, _ = porosity.measure(stored, "valley")                      # what `ctviewer soil pores` counts
+    with open(tmp_path / "cube_profiles.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    z = [float(r["porosity_percent"]) / 100 for r in rows if r["axis"] == "z"]
+    assert z[:8] == [0.0] * 8
+    for axis in "zyx":
+        on_disk = [float(r["porosity_percent"]) / 100 for r in rows if r["axis"] == axis]
+        assert on_disk == pytest.approx(list(cli.profiles[axis]), abs=1e-6)
+    data = json.loads((tmp_path / "cube.json").read_text())
+    assert data["profiles"]["z"] == pytest.approx(z, abs=1e-6) and "plane 0 is its first slice" in data["settings"]["planes"]

@@ -74,7 +74,8 @@ class PoreStats:
             "label": int(self.label), "connectivity": int(self.connectivity),
             "voxel_mm": [float(f"{v:.6g}") for v in self.voxel_mm], "shape": [int(v) for v in self.shape],
             "pore_voxels": int(self.pore_voxels), "porosity": float(self.porosity),
-            "porosity_by_slice": [float(v) for v in self.porosity_by_slice],
+            # null where a slice holds no sample (the porosity of a core's sample, slice by slice)
+            "porosity_by_slice": [float(v) if np.isfinite(v) else None for v in self.porosity_by_slice],
             "clusters": int(self.clusters),
             "cluster_volumes_mm3": [float(v) for v in self.cluster_volumes_mm3],
             "largest_cluster_fraction": float(self.largest_cluster_fraction),
