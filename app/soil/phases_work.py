@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ctviewer.errors import InputError
+from ctviewer.progress import sub_progress
 from ctviewer.workflows.soil import phases, porosity
 
 #: The method box: title -> method name of :func:`phases.choose_threshold`; None: the user's threshold.
@@ -63,8 +64,8 @@ def count_phases(values, mask=None, progress=None, cancel=None) -> Phases:
 
 def denoise_and_count(values, method: str, progress=None, cancel=None):
     """Worker body: the volume denoised, then its histogram: ``(Denoised, Phases)``."""
-    done = phases.denoise(values, method, progress=lambda f, m="": progress(0.8 * f, m), cancel=cancel)
-    counted = count_phases(done.array, progress=lambda f, m="": progress(0.8 + 0.2 * f, m), cancel=cancel)
+    done = phases.denoise(values, method, progress=sub_progress(progress, 0.0, 0.8), cancel=cancel)
+    counted = count_phases(done.array, progress=sub_progress(progress, 0.8, 1.0), cancel=cancel)
     return done, counted
 
 

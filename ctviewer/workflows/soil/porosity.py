@@ -24,7 +24,11 @@ inside the sample only, with its uncertainty, its profiles and its representativ
   the porosity is given at the threshold one grey-level step either side of the chosen one
   (:attr:`Histogram.grey_step`: 1/256 of the value range) and, where both exist, between Otsu's
   and the valley's thresholds.
-* **Profiles** along z (slice 0 = the top of the core), y and x: porosity of each plane's sample.
+* **Profiles** along z, y and x: porosity of each plane's sample, plane 0 the first of the array
+  given. ``ctviewer soil pores`` gives the file's stored order (slice 0 its first slice, the top of a
+  core scanned top down); the Phases tab measures on the display grid, which for a DICOM or NIfTI
+  volume may be the stored one reversed or permuted, and writes its profiles back in the stored
+  order, so both number the planes alike.
 * **REV**: the porosity of growing centred sub-cubes (sides in mm, so anisotropic voxels give real
   cubes); the REV is the smallest side from which every larger sub-cube stays within
   ±:data:`REV_TOLERANCE` (relative) of the whole sample's porosity.
