@@ -25,6 +25,9 @@ def main(image_path: str, expected_path: str) -> None:
     from tests.gui.test_painting import widget_pos
 
     win = MainWindow()   # as the user gets it: the real 3D panel (needs an X display, e.g. Xvfb)
+    # a volume that does not say its voxel size (snow.tif) asks in a modal box no one answers here:
+    # "keep 1 mm", as tests/gui/conftest.py answers for the test's own windows
+    win.ask_spacing = lambda image: None
     win.resize(1000, 800)
     win.show()
     app.processEvents()
