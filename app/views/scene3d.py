@@ -187,7 +187,8 @@ def label_surfaces(label_map: LabelMap, ids=None, progress: Progress | None = No
 
     Each label is cropped to its bounding box (one ``find_objects`` pass for all labels),
     padded by one background voxel so surfaces close at the volume's edge, and contoured with
-    vtkDiscreteFlyingEdges3D (normals come out right even where other labels touch it). When
+    vtkDiscreteFlyingEdges3D on a 0/1 mask of that label, so its normals point outwards whatever
+    ids its neighbours have. When
     every label spans the whole volume this costs about what one filter over all labels costs
     (benchmarks/bench_surfaces.py); when labels are local (organs, pores) the crops make it much
     cheaper, and progress and cancel work per label.
@@ -206,13 +207,16 @@ def label_surfaces(label_map: LabelMap, ids=None, progress: Progress | None = No
         if cancel is not None:
             cancel.raise_if_cancelled()
         box = boxes[label_id - 1]
-        crop = np.zeros(tuple(s.stop - s.start + 2 for s in box), dtype=arr.dtype)
-        crop[1:-1, 1:-1, 1:-1] = arr[box]
+        # A 0/1 mask of this label, not the ids themselves: the filter's normals follow the gradient of
+        # the values, so around a label whose neighbours have higher ids (pores inside soil, organs
+        # against each other) they pointed inwards and those faces were lit black from the front.
+        crop = np.zeros(tuple(s.stop - s.start + 2 for s in box), dtype=np.uint8)
+        crop[1:-1, 1:-1, 1:-1] = arr[box] == label_id
         offset = tuple(s.start - 1 for s in box)  # the padded crop starts one voxel earlier
         fe = vtkDiscreteFlyingEdges3D()
         fe.SetInputData(to_image_data(volume, crop, offset))
-        fe.SetValue(0, label_id)
-        fe.ComputeNormalsOn()
+        fe.SetValue(0, 1)
+        fe.ComputeNormalsOn()   # outwards everywhere: outside the mask is always 0
         fe.ComputeScalarsOff()
         lo, hi = n / len(present), (n + 1) / len(present)
         _run_filter(fe, progress, cancel, lo, hi, f"surface of label {label_id}")
