@@ -316,8 +316,14 @@ class MainWindow(QMainWindow):
         k, j, i = voxel
         x, y, z = img.index_to_lps((k, j, i))
         value = self.study.value_at(voxel)
-        unit = " HU" if img.modality == "CT" else ""
-        text = f"voxel ({i}, {j}, {k})   x {x:.1f}  y {y:.1f}  z {z:.1f} mm   value {value}{unit}"
+        if img.is_photo:
+            # a photo: its pixel and colour; no patient position, no HU
+            colour = f"RGB {tuple(value[:3])}" if img.is_rgb else f"grey {value}"
+            photo = f"   photo {k + 1}/{img.shape[0]}" if img.shape[0] > 1 else ""
+            text = f"pixel ({i}, {j}){photo}   {colour}"
+        else:
+            unit = " HU" if img.modality == "CT" else ""
+            text = f"voxel ({i}, {j}, {k})   x {x:.1f}  y {y:.1f}  z {z:.1f} mm   value {value}{unit}"
         for layer in self.study.layers.by_kind("labels"):
             lab = int(layer.array[k, j, i])
             if lab:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import QGraphicsEllipseItem, QLabel
 
 from app.views.display import DisplayState
 from app.tools.base import PlanePoint
 from app.views.overlays import OverlayItems
+from app.views.view_texts import PlacedText, place_texts
 from ctviewer.data.study import Study
 from ctviewer.imaging import slicing
 
@@ -29,6 +30,8 @@ class SliceViewBox(pg.ViewBox):
     """A ViewBox that turns mouse gestures into slice, cursor and window requests."""
 
     slice_step = Signal(int)
+    #: where the wheel turned (view coordinates), sent before the slice step it asks for
+    wheel_at = Signal(QPointF)
     cursor_at = Signal(QPointF)
     window_drag = Signal(float, float)
     #: a paint gesture: phase ('press', 'move', 'release', 'click', 'double') and view position
@@ -44,6 +47,7 @@ class SliceViewBox(pg.ViewBox):
             super().wheelEvent(ev, axis)  # zoom about the cursor
             return
         delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
+        self.wheel_at.emit(self.mapSceneToView(ev.scenePos()))
         if delta:
             self.slice_step.emit(1 if delta > 0 else -1)
         ev.accept()
@@ -106,9 +110,13 @@ class SliceView(pg.GraphicsView):
         self.brush_outline.setZValue(1001)
         self.brush_outline.hide()
         self.box.addItem(self.brush_outline, ignoreBounds=True)
-        self._letters = {edge: self._make_label() for edge in ("left", "right", "top", "bottom")}
-        self._info = self._make_label(align=Qt.AlignmentFlag.AlignLeft)
+        # orientation letters and corner texts, placed by measured size in _place_texts
+        self._letters = {edge: "" for edge in ("left", "right", "top", "bottom")}
+        self._corners: dict[str, list[str]] = {}
+        self._labels = {name: self._make_label() for name in (*self._letters, "top_left", "bottom_left")}
+        self._hover_pos: QPointF | None = None   # the mouse over this view (view coordinates), if it is
         self.box.slice_step.connect(self.step_slice)
+        self.box.wheel_at.connect(self._wheel_at)
         self.box.cursor_at.connect(self._cursor_at)
         self.box.window_drag.connect(self._window_drag)
         self.box.paint.connect(self._paint)
@@ -117,13 +125,15 @@ class SliceView(pg.GraphicsView):
         self.setToolTip("")
 
     # -- set-up ------------------------------------------------------------------------------
-    def _make_label(self, align=Qt.AlignmentFlag.AlignCenter) -> QLabel:
+    def _make_label(self) -> QLabel:
         label = QLabel(self)
-        label.setStyleSheet("color: #ffd24a; background: transparent;")
+        # a dark veil keeps the yellow readable over bone and bright photos
+        label.setStyleSheet("color: #ffd24a; background: rgba(0, 0, 0, 110); padding: 0px; margin: 0px;")
         font = QFont()
         font.setBold(True)
         label.setFont(font)
-        label.setAlignment(align)
+        label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        label.setIndent(1)
         label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         return label
 
@@ -136,6 +146,9 @@ class SliceView(pg.GraphicsView):
         self.overlays.set_study(study)
         if study is None:
             self.image_item.clear()
+            self._letters = {edge: "" for edge in self._letters}
+            self._corners = {}
+            self._place_texts()
             return
         study.cursor_changed.connect(self._on_cursor)
         if display is not None:
@@ -145,9 +158,9 @@ class SliceView(pg.GraphicsView):
         self._pixel = (row_mm, col_mm)
         p = self.plane
         self._rect = QRectF(0, 0, img.shape[p.col_axis] * col_mm, img.shape[p.row_axis] * row_mm)
-        letters = slicing.edge_letters(img.direction, self.orientation)
-        for edge, label in self._letters.items():
-            label.setText(letters[edge])
+        # a photo has no patient, so no anatomical directions
+        self._letters = ({edge: "" for edge in self._letters} if img.is_photo
+                         else slicing.edge_letters(img.direction, self.orientation))
         self.slice_index = study.cursor[p.normal_axis]
         self.refresh()
         self.reset_view()
@@ -180,12 +193,36 @@ class SliceView(pg.GraphicsView):
             self._update_info()
 
     def _update_info(self) -> None:
-        text = f"{self.orientation.capitalize()}  {self.slice_index + 1}/{self.slice_count}"
-        if self.display is not None and self.study is not None and not self.study.image.is_rgb:
+        """The corner texts: which slice (top left) and the window (bottom left), each in a long and
+        shorter forms for narrow views."""
+        img = self.study.image if self.study is not None else None
+        where = f"{self.slice_index + 1}/{self.slice_count}"
+        if img is not None and img.is_photo:
+            # a photo is not an axial slice; a single one needs no slice number at all
+            forms = ["Photo"] if self.slice_count == 1 else [f"Photo {where}", where]
+        else:
+            forms = [f"{self.orientation.capitalize()} {where}", f"{self.orientation[:3].capitalize()} {where}",
+                     where]
+        corners = {"top_left": forms, "bottom_left": []}
+        if self.display is not None and img is not None and not img.is_rgb:
             w, lv = self.display.window
-            text += f"   W {w:.0f} L {lv:.0f}"
-        self._info.setText(text)
-        self._info.adjustSize()
+            corners["bottom_left"] = [f"W {w:.0f} L {lv:.0f}", f"{w:.0f}/{lv:.0f}"]
+        self._corners = corners
+        self._place_texts()
+
+    def overlay_texts(self) -> dict[str, PlacedText]:
+        """The texts drawn over the view (orientation letters, corner texts) with their rectangles in
+        this widget's coordinates, as placed for its current size."""
+        fm = QFontMetrics(self._labels["top_left"].font())
+        return place_texts(self.width(), self.height(), fm, self._letters, self._corners)
+
+    def _place_texts(self) -> None:
+        placed = self.overlay_texts()
+        for name, label in self._labels.items():
+            if name in placed:
+                label.setText(placed[name].text)
+                label.setGeometry(placed[name].rect)
+            label.setVisible(name in placed)
 
     def reset_view(self) -> None:
         if self.study is not None:
@@ -193,16 +230,9 @@ class SliceView(pg.GraphicsView):
 
     def resizeEvent(self, ev):
         super().resizeEvent(ev)
-        if not hasattr(self, "_letters"):  # pyqtgraph resizes once inside its own __init__
+        if not hasattr(self, "_labels"):  # pyqtgraph resizes once inside its own __init__
             return
-        w, h = self.width(), self.height()
-        for edge, label in self._letters.items():
-            label.adjustSize()
-            lw, lh = label.width(), label.height()
-            pos = {"left": (4, (h - lh) // 2), "right": (w - lw - 4, (h - lh) // 2),
-                   "top": ((w - lw) // 2, 2), "bottom": ((w - lw) // 2, h - lh - 2)}[edge]
-            label.move(*pos)
-        self._info.move(6, h - self._info.height() - 2)
+        self._place_texts()
 
     # -- cursor and slices -------------------------------------------------------------------
     def _on_cursor(self, cursor) -> None:
@@ -211,6 +241,9 @@ class SliceView(pg.GraphicsView):
         if k != self.slice_index:
             self.slice_index = k
             self.refresh()
+            if self._hover_pos is not None:
+                # the mouse stayed still while the slice moved under it (wheel, keys)
+                self.hovered.emit(self._voxel_at(self._hover_pos))
         row, col, _ = slicing.to_screen(self.orientation, self.study.image.shape, cursor)
         self.h_line.setPos(row * self._pixel[0])
         self.v_line.setPos(col * self._pixel[1])
@@ -247,8 +280,17 @@ class SliceView(pg.GraphicsView):
     def _mouse_moved(self, scene_pos) -> None:
         if self.study is not None:
             pos = self.box.mapSceneToView(scene_pos)
+            self._hover_pos = pos
             self.hovered.emit(self._voxel_at(pos))
             self._show_brush(pos)
+
+    def _wheel_at(self, pos: QPointF) -> None:
+        self._hover_pos = pos
+
+    def leaveEvent(self, ev):
+        # slices changed from elsewhere then are not under this mouse
+        self._hover_pos = None
+        super().leaveEvent(ev)
 
     # -- painting ------------------------------------------------------------------------------
     def set_painter(self, painter) -> None:

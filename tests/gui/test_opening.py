@@ -198,7 +198,7 @@ def test_photo_opens_in_true_colour_single_view(window, qtbot, shared_data):
     inside = shot[shot.sum(axis=2) > 30]
     assert np.allclose(inside.mean(axis=0), photo.reshape(-1, 3).mean(axis=0), atol=12)
     text = window.describe_voxel((0, 10, 20))
-    assert f"value {tuple(int(c) for c in photo[10, 20])}" in text
+    assert f"RGB {tuple(int(c) for c in photo[10, 20])}" in text and "HU" not in text
 
 
 def test_npy_without_spacing_asks_and_remembers(window, qtbot, tmp_path):
