@@ -44,6 +44,11 @@ from ctviewer.progress import CancelToken, Progress, no_progress
 
 BACKGROUND = (0.10, 0.11, 0.13)
 MODES = ("volume", "isosurface", "labels")
+#: While a heatmap cloud is shown, surfaces are drawn at this share of their own opacity. A ray-cast
+#: cloud is composited against the depth of opaque geometry, so an opaque surface hides every part of
+#: the cloud inside or behind it (all of it, for objects that fill a cube); faded surfaces keep their
+#: shapes and colours readable and let the cloud show through, without changing the cloud's own depth.
+CLOUD_SURFACE_FADE = 0.3
 
 
 # -- numpy -> VTK ---------------------------------------------------------------------------------
@@ -378,12 +383,13 @@ class Scene3D:
         self._meshes: dict = {}  # label id -> (still mapper, coarse mapper drawn while moving, or None)
         self.clip_plane = None  # a vtkPlane cutting every surface, or None
         self.heat_prop: vtkVolume | None = None  # a heatmap cloud over the surfaces (app.views.heat3d)
+        self._opacity: dict = {}  # actor -> the opacity it has without a cloud (the table's, the caller's)
 
     # -- content -------------------------------------------------------------------------------
     def clear(self) -> None:
         self.renderer.RemoveAllViewProps()
         self.volume_prop, self.surface_actor, self.label_actors, self.heat_prop = None, None, {}, None
-        self._meshes = {}
+        self._meshes, self._opacity = {}, {}
 
     def set_volume_rendering(self, volume: Volume, preset: str, image: vtkImageData | None = None) -> vtkVolume:
         """Ray-cast ``volume`` through a preset's transfer functions (GPU where there is one).
@@ -422,7 +428,9 @@ class Scene3D:
         return self.volume_prop
 
     def set_heat(self, prop: vtkVolume | None) -> None:
-        """Show this heatmap cloud with the surfaces, replacing the previous one (``None``: none)."""
+        """Show this heatmap cloud with the surfaces, replacing the previous one (``None``: none).
+
+        The surfaces are faded while it shows, so the cloud inside them is seen by default."""
         if prop is self.heat_prop:
             return
         if self.heat_prop is not None:
@@ -430,12 +438,22 @@ class Scene3D:
         self.heat_prop = prop
         if prop is not None:
             self.renderer.AddVolume(prop)
+        for actor, opacity in self._opacity.items():
+            self._set_opacity(actor, opacity)
+
+    def _set_opacity(self, actor: vtkActor, opacity: float) -> None:
+        """Give a surface its own opacity, faded while a cloud is shown (:data:`CLOUD_SURFACE_FADE`)."""
+        self._opacity[actor] = opacity
+        fade = CLOUD_SURFACE_FADE if self.heat_prop is not None else 1.0
+        actor.GetProperty().SetOpacity(opacity * fade)
 
     def set_surface(self, polydata: vtkPolyData, colour=(0.95, 0.92, 0.84), opacity: float = 1.0) -> vtkActor:
         """Show one surface (the isosurface), replacing the previous one. Colour in 0..1 RGB."""
         if self.surface_actor is not None:
             self.renderer.RemoveActor(self.surface_actor)
+            self._opacity.pop(self.surface_actor, None)
         self.surface_actor = _surface_actor(polydata, colour, opacity)
+        self._set_opacity(self.surface_actor, opacity)
         self.renderer.AddActor(self.surface_actor)
         self._apply_clip()
         return self.surface_actor
@@ -451,6 +469,7 @@ class Scene3D:
             surfaces = surfaces.still
         for actor in self.label_actors.values():
             self.renderer.RemoveActor(actor)
+            self._opacity.pop(actor, None)
         self.label_actors, self._meshes = {}, {}
         for label_id, poly in sorted(surfaces.items()):
             actor = _surface_actor(poly, (1.0, 1.0, 1.0), 1.0)
@@ -493,7 +512,7 @@ class Scene3D:
             lab = table[label_id] if table is not None and label_id in table else None
             colour = lab.colour if lab else default_colour(label_id)
             actor.GetProperty().SetColor(*(c / 255.0 for c in colour))
-            actor.GetProperty().SetOpacity(lab.opacity if lab else 1.0)
+            self._set_opacity(actor, lab.opacity if lab else 1.0)
             actor.SetVisibility(lab.visible if lab else True)
 
     # -- camera ---------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ label surfaces are extracted by ``app.workers`` on a pool thread and handed back
 ``vtkPolyData``; only the GUI thread touches the render window. A heatmap layer given to
 :meth:`View3D.set_heat` (a Grad-CAM volume) is drawn as a translucent cloud over the isosurface or
 the label surfaces (``app.views.heat3d``); it follows the layer's colour map, range, opacity and
-visibility. ``scene_ready(mode)`` is emitted
+visibility, and the surfaces are faded while it shows (``scene3d.CLOUD_SURFACE_FADE``) so the cloud
+inside them is seen without touching the objects' opacity. ``scene_ready(mode)`` is emitted
 each time the scene for the current mode is on screen, so tests and callers can wait for it.
 """
 

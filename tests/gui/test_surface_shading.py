@@ -68,3 +68,37 @@ def test_label_surfaces_have_almost_no_black_pixels(azimuth):
     assert covered.mean() > 0.1, "the surfaces should fill a good part of the picture"
     black = (pixels.max(axis=-1) < NEAR_BLACK) & covered
     assert black.sum() / covered.sum() < 0.02, f"{100 * black.sum() / covered.sum():.1f} % near-black"
+
+
+def test_heat_cloud_inside_a_surface_is_seen_through_it():
+    """A Grad-CAM cloud inside an opaque object used to be hidden entirely (the same pixels with
+    and without it); surfaces are now faded while a cloud is shown, and opaque again without one."""
+    from app.views import heat3d
+
+    labels = pore_in_matrix()
+    z, y, x = np.mgrid[:48, :48, :48]
+    heat = np.exp(-((z - 24) ** 2 + (y - 24) ** 2 + (x - 20) ** 2) / 60.0).astype(np.float32)
+    image, _ = heat3d.heat_image(labels.volume.with_array(heat))
+    red = np.zeros((256, 4), dtype=np.uint8)
+    red[:, 0], red[:, 3] = 255, 255
+    cloud = heat3d.heat_volume(image, red, (0.0, 1.0), 1.0)
+
+    scene = scene3d.Scene3D()
+    scene.set_label_surfaces(scene3d.label_surfaces(labels), labels.table)
+    plain, covered = render_with_silhouette(scene, 0)
+    scene.set_heat(cloud)
+    clouded, _ = render_with_silhouette(scene, 0)
+
+    h, w = covered.shape
+    centre = (slice(h // 2 - 20, h // 2 + 20), slice(w // 2 - 40, w // 2))   # the pore's middle, where the cloud peaks
+    redder = clouded[centre][..., 0].astype(float) - clouded[centre][..., 2]
+    before = plain[centre][..., 0].astype(float) - plain[centre][..., 2]
+    gain = (redder - before).mean()
+    assert gain > 60, f"the cloud should turn the pore's middle red (red - blue rose by {gain:.0f})"
+    pore = labels.table[1]
+    assert scene.label_actors[1].GetProperty().GetOpacity() < pore.opacity
+
+    scene.set_heat(None)
+    assert scene.label_actors[1].GetProperty().GetOpacity() == pore.opacity
+    again, _ = render_with_silhouette(scene, 0)
+    assert np.abs(again.astype(int) - plain).max() <= 2
