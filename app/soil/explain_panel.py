@@ -236,7 +236,7 @@ class ExplainPanel(QWidget):
             view3d.set_mode("labels")   # the cloud is drawn over surfaces, not inside a volume rendering
         self._select_in_layers_dock(heat_layer)
         self.row.say(f"Grad-CAM of {layer} on {heat.shape[0]} slices; in 3D as a cloud over the object surfaces "
-                     "(fade them in Objects 3D to see into it)")
+                     "(faded while it shows, so it can be seen inside them)")
         self.volume_explained.emit(heat_layer)
 
     def _select_in_layers_dock(self, layer) -> None:
