@@ -570,6 +570,7 @@ def _surface_actor(polydata: vtkPolyData, colour, opacity: float) -> vtkActor:
     actor.GetProperty().SetColor(*colour)
     actor.GetProperty().SetOpacity(opacity)
     actor.GetProperty().SetSpecular(0.2)
+    actor.GetProperty().SetAmbient(0.15)  # faces edge-on to the headlight stay their colour, not black
     return actor
 
 
