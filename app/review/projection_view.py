@@ -29,6 +29,28 @@ def level_colour(level: str) -> tuple[int, int, int]:
     return LEVEL_COLOURS.get(level, OTHER_COLOUR)
 
 
+def projection_layout(rows: int, frontal_cols: int, sagittal_cols: int, width: float, height: float,
+                      share: float = 0.6) -> tuple[bool, bool, int]:
+    """How to place the two projections (``rows`` tall, 1 mm pixels) in an area ``width`` × ``height``
+    that they share with the axial slice: (above the axial slice, one above the other, their extent).
+
+    Beside the axial slice and side by side suits a long scan (tall, narrow images); one above the other
+    suits a short one, and a very short one (wide strips) goes above the axial slice across the whole
+    width. The arrangement that shows the images largest wins; the projections take the width (or the
+    height, above the slice) that they need at that size, at most ``share`` of it, the axial slice the
+    rest. Moving them above the axial slice shrinks it, so that must show them 30 % larger to win.
+    """
+    rows, both, wide = max(rows, 1), max(frontal_cols + sagittal_cols, 1), max(frontal_cols, sagittal_cols, 1)
+    options = []   # (scale, above, stacked, extent)
+    for stacked, (cols, tall) in ((False, (both, rows)), (True, (wide, 2 * rows))):
+        beside = min(share * width / cols, height / tall)
+        options.append((beside, False, stacked, beside * cols))
+        above = min(width / cols, share * height / tall)
+        options.append((above / 1.3, True, stacked, above * tall))
+    _, above, stacked, extent = max(options, key=lambda o: o[0])
+    return above, stacked, int(round(extent))
+
+
 class ProjectionView(pg.GraphicsView):
     """Shows one projection image and the level lines; emits the slice a dragged line snaps to."""
 
@@ -72,7 +94,8 @@ class ProjectionView(pg.GraphicsView):
             projections.z_to_row(float(np.min(projections.slice_z_mm)))
         for line in self.lines.values():
             line.setBounds((top, bottom))
-        self.box.setRange(QRectF(-0.5, -0.5, cols, rows), padding=0.02)
+        # the whole image, as large as the panel allows at 1 mm = 1 mm (the box locks the aspect), centred
+        self.box.setRange(QRectF(-0.5, -0.5, cols, rows), padding=0.0)
 
     def set_pick(self, level: str, slice_index: int | None, text: str, active: bool) -> None:
         """Place the line of ``level`` on ``slice_index`` (None: a dashed line mid-scan, to drag)."""

@@ -7,7 +7,8 @@ count in a few words, and each pick whose levels disagree ("levels disagree — 
 but nobody found ("in view, not found — check": place it, or press X), or that came from the spine count
 rather than the network. Keys (also in
 the Review menu and the help line): Enter accepts the active level and moves on, Up/Down move its pick
-one slice (Shift: five), Tab switches level, F flags, X or 0 says "not in scan", N/P change study.
+one slice (Shift: five), Tab switches level, F flags, X or 0 says "not in scan", N/P change study,
+Ctrl+W or Ctrl+Q closes the window.
 Every decision is written to the picks CSV at once (:meth:`PicksFile.set`: atomic, with an audit
 line), so closing mid-queue loses nothing and reopening resumes at the first unreviewed study.
 """
@@ -16,15 +17,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QProgressBar, QPushButton, QSplitter, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QProgressBar, QPushButton, QSplitter,
+                               QVBoxLayout, QWidget)
 
 from app.review import decisions
 from app.review.axial_view import AxialView
-from app.review.loading import LoadedStudy, LocatorHolder, StudyLoader
-from app.review.projection_view import ProjectionView, level_colour
+from app.review.loading import LoadedStudy, LocatorHolder, StudyLoader, TimeLeft, time_left_text
+from app.review.projection_view import ProjectionView, level_colour, projection_layout
 from app.review.queue import QueueTable, ReviewQueue
 from app.review.sources import ReviewSource, open_review
 from ctviewer.errors import InputError
@@ -56,6 +57,7 @@ class ReviewWindow(QMainWindow):
         self.loader = StudyLoader(holder, self)
         self.loaded: LoadedStudy | None = None
         self._preview: dict[str, int] = {}   # level -> slice while its line is being dragged
+        self._clocks: dict[str, TimeLeft] = {}   # exam_id -> its preparation's progress and time left
         self.setWindowTitle(f"Review slice picks — {self.picks.path.name}")
         self.resize(1500, 900)
         self._build()
@@ -101,14 +103,21 @@ class ReviewWindow(QMainWindow):
             view.line_dragged.connect(self._line_dragged)
             view.line_dropped.connect(self._line_dropped)
         self.axial.view.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        images = QSplitter()
-        for widget, stretch in ((self.frontal, 2), (self.sagittal, 2), (self.axial, 3)):
-            images.addWidget(widget)
-            images.setStretchFactor(images.count() - 1, stretch)
+        # frontal | sagittal, turned one above the other for a short scan (see _fit_projections)
+        self.projection_pair = QSplitter()
+        self.projection_pair.addWidget(self.frontal)
+        self.projection_pair.addWidget(self.sagittal)
+        self.images = images = QSplitter()
+        images.addWidget(self.projection_pair)
+        images.addWidget(self.axial)
+        images.setStretchFactor(0, 4)
+        images.setStretchFactor(1, 3)
+        images.installEventFilter(self)
         right = QWidget()
         rcol = QVBoxLayout(right)
         rcol.addWidget(self.header)
         rcol.addWidget(self.study_status)
+        rcol.addWidget(self._build_load_row())
         rcol.addWidget(images, 1)
         help_line = QLabel(HELP)
         help_line.setObjectName("review_help")
@@ -119,11 +128,27 @@ class ReviewWindow(QMainWindow):
         split.setStretchFactor(1, 4)
         split.setSizes([420, 1080])
         self.setCentralWidget(split)
+
+    def _build_load_row(self) -> QWidget:
+        """The current study's preparation, over the images it will fill: a bar and the step with the
+        time left (a large scan takes minutes; the user sees it move and knows how long to wait)."""
+        self.load_row = QWidget()
+        row = QHBoxLayout(self.load_row)
+        row.setContentsMargins(0, 0, 0, 0)
         self.load_bar = QProgressBar()
+        self.load_bar.setObjectName("review_load_bar")
         self.load_bar.setRange(0, 1000)
-        self.load_bar.setMaximumWidth(260)
-        self.load_bar.hide()
-        self.statusBar().addPermanentWidget(self.load_bar)
+        self.load_bar.setFixedWidth(260)
+        self.load_text = QLabel("")
+        self.load_text.setObjectName("review_load_text")
+        row.addWidget(self.load_bar)
+        row.addWidget(self.load_text, 1)
+        self.load_row.hide()
+        # the time left keeps counting between progress reports (the model loads for a while in one step)
+        self._load_timer = QTimer(self)
+        self._load_timer.setInterval(1000)
+        self._load_timer.timeout.connect(self._show_load_progress)
+        return self.load_row
 
     def _build_actions(self) -> None:
         menu = self.menuBar().addMenu("&Review")
@@ -151,7 +176,9 @@ class ReviewWindow(QMainWindow):
             action.triggered.connect(lambda _=False, lv=level: self.export_dialog(lv))
             files.addAction(action)
         close = QAction("&Close", self)
-        close.setShortcut(QKeySequence.StandardKey.Close)
+        # Ctrl+W and Ctrl+Q both close the queue (nothing to save: every decision is on disk already)
+        close.setShortcuts([*QKeySequence.keyBindings(QKeySequence.StandardKey.Close), QKeySequence("Ctrl+Q")])
+        close.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         close.triggered.connect(self.close)
         files.addAction(close)
 
@@ -179,6 +206,7 @@ class ReviewWindow(QMainWindow):
         self.header.setText(f"<b>{exam}</b>   study {index + 1} of {len(self.queue)}")
         if loaded is not self.loaded:
             self.loaded = loaded
+            self._fit_projections()
             for view, name in ((self.frontal, "frontal"), (self.sagittal, "sagittal")):
                 view.set_image(None if loaded is None else getattr(loaded.projections, name),
                                None if loaded is None else loaded.projections)
@@ -188,9 +216,33 @@ class ReviewWindow(QMainWindow):
             reason = self.queue.errors.get(exam)
             self.axial.clear(f"<b>{exam}</b> cannot be shown: {reason}" if reason else f"Loading {exam}…")
             self._update_progress()
+            self._show_load_progress()
             return
+        self._end_load_progress()
         self._refresh_picks()
         self.study_shown.emit(exam)
+
+    def _fit_projections(self) -> None:
+        """Give the projections the panel shape their images need (side by side for a long scan, stacked
+        for a short one, above the axial slice for a very short one) and the room that shows them whole at
+        1 mm = 1 mm; the axial slice the rest (see :func:`projection_layout`)."""
+        if self.loaded is None or not hasattr(self, "images"):   # resized before it was built
+            return
+        proj = self.loaded.projections
+        rows, frontal_cols = proj.frontal.shape
+        width, height = self.images.width(), self.images.height()
+        above, stacked, extent = projection_layout(rows, frontal_cols, proj.sagittal.shape[1], width, height)
+        vertical, horizontal = Qt.Orientation.Vertical, Qt.Orientation.Horizontal
+        self.images.setOrientation(vertical if above else horizontal)
+        self.projection_pair.setOrientation(vertical if stacked else horizontal)
+        self.projection_pair.setSizes([1000, 1000])   # two equal panels
+        self.images.setSizes([extent, (height if above else width) - extent])
+
+    def eventFilter(self, watched, ev) -> bool:
+        # the images' area changes with the window and when the load bar above it goes: fit them again
+        if watched is getattr(self, "images", None) and ev.type() == QEvent.Type.Resize:
+            self._fit_projections()
+        return super().eventFilter(watched, ev)
 
     def _request_around(self, index: int) -> None:
         """Load the current study first, then the next one (prefetch); keep the previous one."""
@@ -200,6 +252,7 @@ class ReviewWindow(QMainWindow):
         for exam in around[:2]:
             predict = any(self.picks.get(exam, level) is None for level in self.levels)
             if self.loader.request(exam, self.queue.paths.get(exam), predict):
+                self._clocks.pop(exam, None)   # a study cancelled earlier starts its clock again
                 self.queue.set_load_state(exam, "waiting")
 
     def _refresh_picks(self) -> None:
@@ -278,23 +331,45 @@ class ReviewWindow(QMainWindow):
             self.statusBar().showMessage(f"{exam_id}: {loaded.note}", 10000)
         if loaded.projections.warnings:
             self.statusBar().showMessage(f"{exam_id}: {'; '.join(loaded.projections.warnings)}", 10000)
+        self._clocks.pop(exam_id, None)
         self.queue.set_load_state(exam_id, "ready" if not loaded.note else loaded.note)
         if exam_id == self.exam_id:
-            self.load_bar.hide()
             self._show_current()
 
     def _on_failed(self, exam_id: str, reason: str) -> None:
+        self._clocks.pop(exam_id, None)
         self.queue.set_load_state(exam_id, reason, error=True)
         if exam_id == self.exam_id:
-            self.load_bar.hide()
             self._show_current()
 
     def _on_progress(self, exam_id: str, fraction: float, message: str) -> None:
-        self.queue.set_load_state(exam_id, f"loading {fraction:.0%}")
+        clock = self._clocks.setdefault(exam_id, TimeLeft())
+        clock.update(fraction, message)
+        left = time_left_text(clock.seconds_left())
+        self.queue.set_load_state(exam_id, f"loading {int(clock.fraction * 100)}%, {left}")
         if exam_id == self.exam_id:
-            self.load_bar.show()
-            self.load_bar.setValue(int(fraction * 1000))
-            self.load_bar.setFormat(f"{exam_id}: {message} %p%" if message else f"{exam_id} %p%")
+            self._show_load_progress()
+
+    def _show_load_progress(self) -> None:
+        """The current study's bar and time left, while it is being prepared."""
+        exam = self.exam_id
+        if exam is None or self.loader.get(exam) is not None or exam in self.queue.errors:
+            self._end_load_progress()
+            return
+        clock = self._clocks.get(exam)
+        self.load_row.show()
+        if not self._load_timer.isActive():
+            self._load_timer.start()
+        if clock is None:   # asked for, waiting for the study before it to be read
+            self.load_bar.setValue(0)
+            self.load_text.setText(f"{exam}: waiting to be read")
+            return
+        self.load_bar.setValue(int(round(clock.fraction * 1000)))
+        self.load_text.setText(f"<b>{exam}</b>: {clock.text()}")
+
+    def _end_load_progress(self) -> None:
+        self._load_timer.stop()
+        self.load_row.hide()
 
     # -- decisions -----------------------------------------------------------------------------
     def _write(self, record) -> bool:
@@ -454,6 +529,7 @@ class ReviewWindow(QMainWindow):
 
     def closeEvent(self, ev):
         # every decision is already on disk: only the background work has to stop
+        self._load_timer.stop()
         self.loader.close()
         super().closeEvent(ev)
 
