@@ -43,9 +43,13 @@ THIN_SECTION_CLASSES = (
     (1, "black grains", (20, 20, 20)),
     (2, "darker grains", (170, 90, 30)),
     (3, "blue-dye epoxy (visual porosity)", (30, 110, 255)),
-    (4, "darker grains (bright)", (245, 160, 50)),
+    (4, "darker bright grains", (245, 160, 50)),
     (5, "bright quartz grains", (255, 235, 80)),
 )
+
+#: Names the classes had before, as projects and model cards saved then still hold them: read back
+#: under today's names, so a class reads the same in the list, the table, the chart and fractions.csv.
+FORMER_CLASS_NAMES = {"darker grains (bright)": "darker bright grains"}
 
 #: Voxels per slab when a volume is worked through piece by piece (~8 M: tens of MB of temporaries).
 _SLAB_VOXELS = 8_000_000
@@ -53,6 +57,11 @@ _SLAB_VOXELS = 8_000_000
 
 def thin_section_table() -> LabelTable:
     return LabelTable([Label(i, name, colour) for i, name, colour in THIN_SECTION_CLASSES])
+
+
+def current_class_name(name: str) -> str:
+    """Today's name of a class saved under a former one (case and spaces ignored); other names as given."""
+    return FORMER_CLASS_NAMES.get(" ".join(name.lower().split()), name)
 
 
 # -- thin sections -----------------------------------------------------------------------------

@@ -175,7 +175,7 @@ def test_fractions_csv_has_one_column_per_class_and_porosity(tmp_path):
     with open(path, newline="") as fh:
         table_rows = list(csv.reader(fh))
     assert table_rows[0] == ["image", "width", "height", "1 black grains %", "2 darker grains %",
-                             "3 blue-dye epoxy (visual porosity) %", "4 darker grains (bright) %",
+                             "3 blue-dye epoxy (visual porosity) %", "4 darker bright grains %",
                              "5 bright quartz grains %", "porosity %"]
     first = [float(v) for v in table_rows[1][3:]]
     assert abs(sum(first[:5]) - 100) < 0.01 and first[5] == first[2]

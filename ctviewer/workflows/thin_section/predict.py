@@ -115,10 +115,11 @@ def find_thin_section_model(model=None):
 def model_table(card):
     """The model's classes as a LabelTable (the card's ``outputs.classes``: id, name, colour)."""
     from ctviewer.data.labels import Label, LabelTable, default_colour
+    from ctviewer.imaging.bins import current_class_name   # cards saved with a former class name
 
     classes = (card.outputs or {}).get("classes") or []
     try:
-        labels = [Label(int(c["id"]), str(c.get("name") or f"class {c['id']}"),
+        labels = [Label(int(c["id"]), current_class_name(str(c.get("name") or f"class {c['id']}")),
                         tuple(int(v) for v in c.get("colour") or default_colour(int(c["id"])))) for c in classes]
     except (KeyError, TypeError, ValueError):
         labels = []

@@ -275,6 +275,11 @@ def _read_project_file(path: Path, problems: list[str]) -> tuple[dict, LabelTabl
             raise ValueError('"images" is not a mapping of photo names')
         data["images"] = {k: v for k, v in data.get("images", {}).items() if isinstance(v, dict)}
         table = LabelTable.from_json(json.dumps(data["table"]), path) if "table" in data else None
+        if table is not None:   # a project saved with a former class name shows today's
+            from ctviewer.imaging.bins import current_class_name
+
+            for label in table:
+                label.name = current_class_name(label.name)
         return data, table
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # InputError and JSONDecodeError too
         why = exc.reason if isinstance(exc, InputError) else (str(exc) or type(exc).__name__).splitlines()[0]
