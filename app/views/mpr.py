@@ -120,7 +120,6 @@ class MprViewer(QWidget):
                 cols[n % 2].addWidget(panels[key])
             for col in cols:
                 root.addWidget(col)
-            self._equalize = True
         elif name == "one_plus_two":
             big = self.focus if self.focus in panels else "axial"
             small = [k for k in ("axial", "coronal", "sagittal", "3d") if k != big and k in panels][:2]
@@ -129,7 +128,6 @@ class MprViewer(QWidget):
             for key in small:
                 side.addWidget(panels[key])
             root.addWidget(side)
-            root.setSizes([700, 300])
         else:
             root.addWidget(panels.get(self.focus, panels["axial"]))
         for widget in panels.values():
@@ -138,20 +136,34 @@ class MprViewer(QWidget):
         root.show()  # a layout shows new children only later (queued); views must be live now
         self._root = root
         self.layout_name = name
+        # the layout's own proportions hold, whatever was shown before, until the user drags a handle
+        self._user_sized = False
+        for splitter in [root, *root.findChildren(QSplitter)]:
+            splitter.splitterMoved.connect(self._handle_dragged)
+        self._fit_sizes()
         self.layout_changed.emit(name)
+
+    def _handle_dragged(self, *_) -> None:
+        self._user_sized = True
+
+    def _fit_sizes(self) -> None:
+        """Splitter sizes from the area we have: equal quarters for the grid; for one big and two small,
+        the big view two thirds of the width and the small ones half the height each."""
+        width, height = self.width(), self.height()
+        if self._root is None or width < 100 or height < 100:
+            return
+        share = {"grid": 1 / 2, "one_plus_two": 2 / 3}.get(self.layout_name)
+        if share is None:
+            return
+        left = round(width * share)
+        self._root.setSizes([left, width - left])
+        for col in self._root.findChildren(QSplitter):
+            col.setSizes([height // 2, height - height // 2])
 
     def resizeEvent(self, ev) -> None:
         super().resizeEvent(ev)
-        # a new grid starts with equal quarters (size hints would give the 3D toolbar's column most
-        # of the width); after that the user's splitter positions stay
-        if getattr(self, "_equalize", False) and self.width() > 100 and self._root is not None:
-            self._equalize = False
-            half = self.width() // 2
-            self._root.setSizes([half, half])
-            for n in range(self._root.count()):
-                col = self._root.widget(n)
-                if isinstance(col, QSplitter):
-                    col.setSizes([self.height() // 2] * 2)
+        if not getattr(self, "_user_sized", True):
+            self._fit_sizes()
 
     def reset_views(self) -> None:
         for view in self.views.values():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -74,14 +74,51 @@ class _Toolbar(QWidget):
         self.status = QLabel()
         # the panel shares the window with docks: the status line may be cut, never widen the panel
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(2, 2, 2, 2)
         for combo in (self.mode, self.preset):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(8)
-        for w in (self.mode, self.preset, QLabel("Iso:"), self.iso, self.reset, self.save):
-            layout.addWidget(w)
-        layout.addWidget(self.status, 1)
+        # two rows when the panel is narrower than one row (a quarter of the 2x2 grid beside the docks):
+        # the toolbar must not hold the 3D column wider than the slice views
+        self._rows = [QHBoxLayout(), QHBoxLayout()]
+        self._first = [self.mode, self.preset]
+        self._second = [QLabel("Iso:"), self.iso, self.reset, self.save]
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.setSpacing(2)
+        for row in self._rows:
+            row.setContentsMargins(0, 0, 0, 0)
+            layout.addLayout(row)
+        gap = self.style().layoutSpacing(QSizePolicy.ControlType.PushButton, QSizePolicy.ControlType.PushButton,
+                                         Qt.Orientation.Horizontal)
+        gap = max(gap, 6)
+
+        def row_width(widgets):
+            return sum(w.minimumSizeHint().width() + gap for w in widgets) + 4
+
+        self._one_row_width = row_width(self._first + self._second)
+        self.setMinimumWidth(max(row_width(self._first), row_width(self._second)))
+        self._two_rows: bool | None = None
+        self._arrange(two_rows=False)
+
+    def _arrange(self, two_rows: bool) -> None:
+        if two_rows == self._two_rows:
+            return
+        self._two_rows = two_rows
+        for row in self._rows:
+            while row.count():
+                row.takeAt(0)
+        first, second = self._rows if two_rows else (self._rows[0], self._rows[0])
+        for w in self._first:
+            first.addWidget(w)
+        for w in self._second:
+            second.addWidget(w)
+        second.addWidget(self.status, 1)
+        if two_rows:
+            first.addStretch(1)
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)
+        self._arrange(two_rows=self.width() < self._one_row_width)
 
 
 class View3D(QWidget):
