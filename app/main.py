@@ -55,7 +55,7 @@ def run_gui(paths: list[str], demo: bool | str = False, thin_section: bool = Fal
     app.setApplicationName("ctviewer")
     app.setOrganizationName("ctviewer")
     window = MainWindow()
-    window.show()
+    window.show_as_last_time()
     if demo == "soil":
         window.opener.open_demo_soil()
     elif demo == "thin-section":

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QEvent, QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QProgressBar,
-                               QPushButton, QWidget)
+                               QPushButton, QScrollArea, QTabWidget, QWidget)
 
 from app.annotation import Annotator
 from app.docks.labels_dock import LabelsDock
@@ -29,8 +29,19 @@ from ctviewer.data.study import Study
 from ctviewer.imaging.window import PRESETS
 
 MAX_RECENT = 10
+DOCK_SHARE = 0.27   # of the window's width, for the side docks of a window opened the first time
 FILE_FILTER = ("Images (*.dcm *.nii *.nii.gz *.nrrd *.nhdr *.npy *.npz *.png *.jpg *.jpeg *.tif *.tiff);;"
                "All files (*)")
+
+
+def _scroll_when_narrow(dock) -> None:
+    """The dock's contents scroll when the dock is narrower (or shorter) than they are, so the widest
+    dock in a tab group no longer sets the width of all the docks, and the images keep their room."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setWidget(dock.widget())
+    dock.setWidget(area)
 
 
 class MainWindow(QMainWindow):
@@ -70,6 +81,10 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.soil_dock)
         self.tabifyDockWidget(self.thin_section_dock, self.soil_dock)
         self.labels_dock.raise_()
+        # dock tabs at the top of their area, where they are seen (Qt puts them at the bottom)
+        self.setTabPosition(Qt.DockWidgetArea.AllDockWidgetAreas, QTabWidget.TabPosition.North)
+        for dock in (self.layers_dock, self.labels_dock, self.model_dock, self.thin_section_dock, self.soil_dock):
+            _scroll_when_narrow(dock)
         self._bins_dialog = None
         self.opener = StudyOpener(self)
         self.opener.opened.connect(self.set_study)
@@ -84,6 +99,48 @@ class MainWindow(QMainWindow):
         self.label_actions = LabelActions(self)
         self.viewer.hovered.connect(self._show_hover)
         self.setAcceptDrops(True)
+        self._restored = self._restore_geometry()
+        # the docks keep a share of the width until the user drags their edge (or one was restored)
+        self._fit_docks = not self._restored
+
+    # -- geometry: the window as it was closed, or maximised the first time ---------------------------
+    def _restore_geometry(self) -> bool:
+        geometry, state = self.settings.value("window/geometry"), self.settings.value("window/state")
+        if not geometry:
+            return False
+        self.restoreGeometry(geometry)
+        if state:
+            self.restoreState(state)
+        return True
+
+    def show_as_last_time(self) -> None:
+        """Show at the geometry the window was closed at, or maximised the first time."""
+        if self._restored:
+            self.show()
+        else:
+            self.showMaximized()
+
+    def _save_geometry(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.sync()
+
+    def resizeEvent(self, ev) -> None:
+        super().resizeEvent(ev)
+        if self._fit_docks:
+            docks = [d for d in (self.layers_dock, self.labels_dock) if not d.isFloating()]
+            width = round(self.width() * DOCK_SHARE)
+            self.resizeDocks(docks, [width] * len(docks), Qt.Orientation.Horizontal)
+            # the layer list needs less height than the label table and paint options below it
+            if len(docks) == 2:
+                height = self.centralWidget().height()
+                self.resizeDocks(docks, [height * 3 // 10, height - height * 3 // 10], Qt.Orientation.Vertical)
+
+    def event(self, ev) -> bool:
+        # a press that reaches the window itself (a dock edge, or one no child took): the user sizes the docks
+        if ev.type() == QEvent.Type.MouseButtonPress:
+            self._fit_docks = False
+        return super().event(ev)
 
     # -- building ----------------------------------------------------------------------------
     def _build_status_bar(self) -> None:
@@ -408,4 +465,5 @@ class MainWindow(QMainWindow):
 
         wait_for_workers(5000)
         self.viewer.close_views()
+        self._save_geometry()
         super().closeEvent(ev)
