@@ -17,7 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton,
-                               QTabWidget, QVBoxLayout, QWidget)
+                               QSplitter, QTabWidget, QVBoxLayout, QWidget)
 
 from app.thin_section import work
 from app.thin_section.folder_results import FolderResults
@@ -101,18 +101,24 @@ class ThinSectionDock(QDockWidget):
         top = QHBoxLayout()
         top.addWidget(self.folder_label, 1)
         top.addWidget(self.open_button)
-        steps = QHBoxLayout()
-        steps.addWidget(self.previous_button)
-        steps.addWidget(self.next_button)
+        model_row.insertWidget(0, self.previous_button)   # one row: the splitter above keeps the height
+        model_row.insertWidget(1, self.next_button)
+        # the list, the fractions table and chart share the height: the list keeps its room, the user moves the rest
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setObjectName("thin_section_splitter")
+        for n, widget in enumerate((self.photos, self.results.table, self.results.chart)):
+            self.splitter.addWidget(widget)
+            self.splitter.setStretchFactor(n, (3, 1, 2)[n])
+        self.splitter.setCollapsible(0, False)   # the table and chart may be dragged shut, never the list
+        self._room_given = False
         project = QWidget()
         layout = QVBoxLayout(project)
         layout.addLayout(top)
-        layout.addWidget(self.photos, 1)
+        layout.addWidget(self.splitter, 1)
         layout.addWidget(self.problems)
-        layout.addLayout(steps)
+        layout.addWidget(self.results)
         layout.addLayout(model_row)
         layout.addLayout(grid)
-        layout.addWidget(self.results)
         self.tabs = QTabWidget()
         self.tabs.addTab(project, "Project")
         self._add_live_classifier()
@@ -163,6 +169,7 @@ class ThinSectionDock(QDockWidget):
         self.item = self._study = None
         self.folder_label.setText(f"{project.folder}  ({project.layout} layout, {len(project.images)} photos)")
         self.photos.set_images(project.images)
+        self.results.clear()
         self._show_problems(list(project.problems))
         self.refresh_models()   # models trained since the window opened
         self._thumb_generation += 1
@@ -412,6 +419,7 @@ class ThinSectionDock(QDockWidget):
         except (InputError, OSError) as exc:
             self._failed(f"{item.name}: prediction not saved", exc)
         self.photos.update_image(item)
+        self._show_fractions(item, ids)
         if self.window_.study is study:
             old = self._layer(work.PREDICTION_LAYER)
             layer = work.ids_layer(study.image, ids, self.project.table, work.PREDICTION_LAYER, saved)
@@ -423,6 +431,28 @@ class ThinSectionDock(QDockWidget):
                 self.window_.annotator.set_layer(editing)
         self._update_buttons()
         self.predicted.emit(item.name)
+
+    def _show_fractions(self, item, ids) -> None:
+        """The new prediction's class fractions in the table and chart (the row a folder run names it by)."""
+        from ctviewer.workflows.thin_section.classes import POROSITY_CLASS, class_fractions
+
+        table = self.project.table
+        fractions = class_fractions(ids, [lab.id for lab in table])
+        self.results.show_photo(Path(item.image_path).name, fractions, fractions.get(POROSITY_CLASS, 0.0), table)
+        self._make_room()
+
+    def _make_room(self) -> None:
+        """When fractions first show, the list keeps half the splitter and at least three photos in sight;
+        the table and chart share the rest (the user's own drags are kept after that)."""
+        if self._room_given:
+            return
+        self._room_given = True
+        total = sum(self.splitter.sizes())
+        list_needs = (self.photos.header().sizeHint().height() + 3 * max(self.photos.sizeHintForRow(0), 0)
+                      + 2 * self.photos.frameWidth() + 2)
+        first = max(total // 2, min(list_needs, total - 120))
+        table = (total - first) * 2 // 5
+        self.splitter.setSizes([first, table, total - first - table])
 
     # -- training and whole folders ------------------------------------------------------------
     def train(self) -> None:
@@ -467,6 +497,7 @@ class ThinSectionDock(QDockWidget):
 
     def _folder_done(self, rows, problems, out) -> None:
         self.results.show_rows(rows, out, problems, self.project.table)
+        self._make_room()
         self.folder_predicted.emit(rows)
 
     def _folder_finished(self) -> None:

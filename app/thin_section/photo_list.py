@@ -9,6 +9,8 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem
 
 THUMBNAIL_PX = 64
+#: Thumbnails are shown smaller than they are made, so the list shows several photos in a short dock.
+SHOWN_PX = 40
 #: One colour per status, the order of the work: grey nothing yet, orange a model's guess, blue a
 #: person's labels, green checked.
 STATUS_COLOURS = {"unlabelled": (150, 150, 150), "predicted": (235, 140, 20), "labelled": (40, 110, 230),
@@ -41,7 +43,7 @@ class PhotoList(QTreeWidget):
         super().__init__(parent)
         self.setHeaderLabels(COLUMNS)
         self.setRootIsDecorated(False)
-        self.setIconSize(QSize(THUMBNAIL_PX, THUMBNAIL_PX))
+        self.setIconSize(QSize(SHOWN_PX, SHOWN_PX))
         self.setUniformRowHeights(True)
         self.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for col in (1, 2):

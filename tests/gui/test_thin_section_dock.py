@@ -90,6 +90,7 @@ def open_project(window, qtbot, folder):
 
 def click_photo(dock, qtbot, name: str) -> None:
     row = dock.photos._row(name)
+    dock.photos.scrollToItem(row)   # as a user scrolls to it: the list shares the dock with the fractions
     rect = dock.photos.visualItemRect(row)
     with qtbot.waitSignal(dock.photo_opened, timeout=10000):
         qtbot.mouseClick(dock.photos.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
@@ -297,9 +298,10 @@ def test_predict_folder_shows_a_summary_and_fractions_per_photo(window, qtbot, p
     assert "broken.png" in summary
     table = dock.results.table
     headers = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
-    assert headers[0] == "photo" and headers[-1] == "porosity %"
-    assert headers[3] == "3 blue-dye epoxy (visual porosity) %"
-    assert [table.item(1, c).text() for c in (0, 3, 6)] == ["b.png", "12.00", "12.00"]
+    assert headers == ["photo", "black", "darker", "blue-dye\nepoxy", "darker\nbright", "bright\nquartz"]
+    assert table.horizontalHeaderItem(3).toolTip() == "3 blue-dye epoxy (visual porosity) % of the labelled pixels"
+    assert [table.item(1, c).text() for c in (0, 3)] == ["b.png", "12.0"]
+    assert dock.results.chart.heights(3) == [8.0, 12.0]
     assert dock.results.progress_row.isHidden() and dock.folder_button.isEnabled()
 
 
