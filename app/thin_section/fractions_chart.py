@@ -10,6 +10,8 @@ from PySide6.QtGui import QPalette
 
 #: Width of a bar in photo slots (the gap between bars is the rest).
 BAR_WIDTH = 0.7
+#: Photo names under the bars at most (a dock is narrow; every bar's name is in the table).
+MAX_NAMES = 8
 
 
 class FractionsChart(pg.PlotWidget):
@@ -44,7 +46,8 @@ class FractionsChart(pg.PlotWidget):
             self.addItem(bars)
             self.bars[label.id] = bars
             bottom += heights
-        self.getAxis("bottom").setTicks([list(enumerate(photos))])
+        step = -(-len(photos) // MAX_NAMES) or 1   # names that would overlap: every n-th photo is named
+        self.getAxis("bottom").setTicks([[(n, name) for n, name in enumerate(photos) if n % step == 0]])
         self.setXRange(-0.5, max(len(photos), 1) - 0.5, padding=0.02)
         self.setYRange(0, 100, padding=0.02)
 

@@ -126,3 +126,15 @@ def test_another_project_starts_without_the_last_ones_fractions(window, qtbot, t
     with qtbot.waitSignal(dock.project_opened, timeout=30000):
         dock.open_folder(dock.project.folder)
     assert dock.results.rows == {} and dock.results.table.isHidden() and dock.results.chart.isHidden()
+
+
+def test_a_big_folder_names_every_nth_bar_so_the_names_never_overlap(qtbot):
+    from app.thin_section.fractions_chart import MAX_NAMES, FractionsChart
+
+    chart = FractionsChart()
+    qtbot.addWidget(chart)
+    photos = [f"photo_{n}.png" for n in range(40)]
+    chart.show_fractions(photos, [{3: float(n), 5: 100.0 - n} for n in range(40)], thin_section_table())
+    (ticks,) = chart.getAxis("bottom")._tickLevels
+    assert len(ticks) <= MAX_NAMES and ticks[0] == (0, "photo_0.png")
+    assert chart.heights(3) == [float(n) for n in range(40)] and chart.heights(1) == [0.0] * 40
