@@ -120,9 +120,10 @@ class ModelDock(QDockWidget):
         body = QWidget()
         layout = QVBoxLayout(body)
         buttons = QHBoxLayout()
-        for button in (self.run_button, self.largest_only, self.train_button, refresh):
+        for button in (self.run_button, self.train_button, refresh):
             buttons.addWidget(button)
         layout.addLayout(buttons)
+        layout.addWidget(self.largest_only)   # on its own line: the dock stays narrow beside the images
         for row in (run_row, train_row):
             layout.addWidget(row)
         layout.addWidget(self.train_status)

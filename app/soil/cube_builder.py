@@ -98,7 +98,9 @@ class CubeBuilderPanel(QWidget):
         buttons.addWidget(self.build_button)
         buttons.addWidget(self.save_button)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Open the DICOM stack, choose the part to keep, then build the cube."))
+        intro = QLabel("Open the DICOM stack, choose the part to keep, then build the cube.")
+        intro.setWordWrap(True)   # a narrow dock wraps it instead of scrolling sideways
+        layout.addWidget(intro)
         layout.addLayout(form)
         layout.addWidget(self.size_label)
         layout.addWidget(self.show_box)
