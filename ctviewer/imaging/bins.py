@@ -123,10 +123,16 @@ def thin_section_bins(photo: Volume, thresholds=THIN_SECTION_THRESHOLDS, sigma: 
 
 
 # -- CT intensity bins -------------------------------------------------------------------------
-def _slabs(n_slices: int, slice_voxels: int) -> Iterator[slice]:
-    step = max(1, _SLAB_VOXELS // max(slice_voxels, 1))
+def _slabs(n_slices: int, slice_voxels: int, voxels: int | None = None) -> Iterator[slice]:
+    step = max(1, (voxels or _SLAB_VOXELS) // max(slice_voxels, 1))
     for start in range(0, n_slices, step):
         yield slice(start, min(start + step, n_slices))
+
+
+def slabs(shape: tuple, voxels: int | None = None) -> list[slice]:
+    """Runs of whole slices (along the first axis) of about ``voxels`` voxels each (default: this
+    module's slab size), for work that must not copy a whole volume at once."""
+    return list(_slabs(shape[0], int(np.prod(shape[1:])), voxels))
 
 
 def _as_slabbed(values: np.ndarray) -> np.ndarray:

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ctviewer.errors import InputError
+from ctviewer.imaging.bins import slabs
 from ctviewer.progress import CancelToken, Progress, checked_progress
 
 METHODS = ("otsu", "multiotsu", "valley", "equal-bins", "threshold:V")
@@ -171,12 +172,6 @@ class Histogram:
                 "min": self.lo, "max": self.hi, "voxels": self.total, "grey_step": self.grey_step}
 
 
-def slabs(shape: tuple, voxels: int = _SLAB_VOXELS) -> list[slice]:
-    """Runs of whole slices (along the first axis) of about ``voxels`` voxels each."""
-    step = max(1, voxels // max(1, int(np.prod(shape[1:]))))
-    return [slice(s, min(s + step, shape[0])) for s in range(0, shape[0], step)]
-
-
 def at_or_below(values: np.ndarray, threshold: float, out: np.ndarray | None = None, **kwargs) -> np.ndarray:
     """``values <= threshold`` compared in float64, as the histogram's bins are (a float32 volume
     compared with a Python float would round the threshold to float32 instead)."""
@@ -225,7 +220,7 @@ def histogram(values, mask: np.ndarray | None = None, progress: Progress | None 
     slabbed = array[None] if array.ndim < 3 else array
     mslab = None if mask is None else (np.asarray(mask)[None] if array.ndim < 3 else np.asarray(mask))
     step = checked_progress(progress, cancel)
-    runs = slabs(slabbed.shape)
+    runs = slabs(slabbed.shape, _SLAB_VOXELS)
     lo, hi, bad, lowest = math.inf, -math.inf, 0, 0
     for i, s in enumerate(runs):
         step(0.3 * i / len(runs), "Value range")
@@ -487,9 +482,8 @@ def _nl_means(array: np.ndarray, sigma: float, step) -> tuple[np.ndarray, dict]:
     out = np.empty_like(array)
     stack = array[None] if array.ndim < 3 else array
     target = out[None] if array.ndim < 3 else out
-    per = max(1, NLM_SLAB_VOXELS // max(1, int(np.prod(stack.shape[1:]))))
-    for start in range(0, stack.shape[0], per):
-        stop = min(start + per, stack.shape[0])
+    for s in slabs(stack.shape, NLM_SLAB_VOXELS):
+        start, stop = s.start, s.stop
         step(0.05 + 0.9 * start / stack.shape[0], "Non-local means")
         a, b = max(0, start - halo), min(stack.shape[0], stop + halo)
         part = stack[a:b].astype(np.float32)

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ctviewer.errors import InputError
+from ctviewer.imaging.bins import slabs
 from ctviewer.progress import CancelToken, Progress, checked_progress, sub_progress
 from ctviewer.workflows.soil import phases
 
@@ -121,7 +122,7 @@ def pore_mask(values, threshold: float, sample: np.ndarray | None = None) -> np.
     """Pores (bool): ``value <= threshold`` inside the sample, slab by slab (no copy of the volume)."""
     array = np.asarray(getattr(values, "array", values))
     out = np.empty(array.shape, dtype=bool)
-    for s in phases.slabs(array.shape, _SLAB_VOXELS):
+    for s in slabs(array.shape, _SLAB_VOXELS):
         phases.at_or_below(array[s], threshold, out=out[s])
         if sample is not None:
             out[s] &= sample[s]
@@ -136,7 +137,7 @@ def profiles(pores: np.ndarray, sample: np.ndarray | None = None) -> dict[str, n
             "x": np.full(nx, nz * ny, np.int64)}
     if sample is not None:
         room = {k: np.zeros_like(v) for k, v in room.items()}
-    for s in phases.slabs(pores.shape, _SLAB_VOXELS):
+    for s in slabs(pores.shape, _SLAB_VOXELS):
         for counts, part in ((hits, pores[s]), (room, None if sample is None else sample[s])):
             if part is not None:
                 counts["z"][s] = part.sum(axis=(1, 2), dtype=np.int64)
