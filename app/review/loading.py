@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.workers import Worker, run_worker
 from ctviewer.errors import InputError
+from ctviewer.progress import sub_progress
 
 
 @dataclass
@@ -89,10 +90,8 @@ class LocatorHolder:
 
 
 def _part(progress, lo: float, hi: float):
-    """Report a sub-step's fraction as a part [lo, hi] of the whole."""
-    if progress is None:
-        return None
-    return lambda fraction, message="": progress(lo + (hi - lo) * float(fraction), message)
+    """Report a sub-step's fraction as a part [lo, hi] of the whole (None stays None)."""
+    return None if progress is None else sub_progress(progress, lo, hi)
 
 
 #: Studies are read one at a time, so the one asked for first (the current study) is not slowed down

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from ctviewer.errors import Cancelled, InputError
+from ctviewer.progress import sub_progress
 from ctviewer.ml.training import (TrainConfig, TrainingCancelled, TrainResult, batch_size_of, fit, monitored,
                                   out_of_memory_error)
 
@@ -174,10 +175,9 @@ def run_training(config: TrainConfig, *, progress=None, cancel=None, on_batch=No
 
 
 def _part(progress, start: float, end: float):
-    """A progress callable mapping 0..1 onto start..end of the whole run's bar."""
-    if progress is None:
-        return None
-    return lambda fraction, message="": progress(start + (end - start) * fraction, message)
+    """A progress callable mapping 0..1 onto start..end of the whole run's bar (None stays None: the
+    steps then report nothing)."""
+    return None if progress is None else sub_progress(progress, start, end)
 
 
 def _epoch_logger(log, monitor: str, on_epoch):
